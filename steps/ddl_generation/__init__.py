@@ -1,0 +1,1 @@
+"""Step 1: from the tables of a table list to DDL files and markdown data dictionaries."""
