@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before one LLM call times out.")
     llm_max_retries: int = Field(default=3, ge=0, description="Retries on 429, 5xx and timeouts, with exponential backoff.")
     llm_max_concurrency: int = Field(default=4, ge=1, description="LLM calls in flight at once, per process.")
+    # LLM client retries and sampling (dp/llm helper)
+    llm_backoff_base: float = Field(
+        default=1.0, gt=0, description="Seconds before the first LLM retry; each further retry doubles it (with jitter)."
+    )
+    llm_backoff_max: float = Field(
+        default=30.0, gt=0, description="Longest wait between LLM retries, also the cap on a server's Retry-After."
+    )
+    llm_temperature: float | None = Field(
+        default=None, ge=0, description="Sampling temperature sent with every LLM call; unset: the server's default."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,1 @@
+"""Fakes of outside services that tests and benches talk to over real network protocols."""
