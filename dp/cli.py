@@ -1,0 +1,176 @@
+"""The ``data-pipeline`` command: run the pipeline by hand, or try it on the built-in demo database.
+
+Argument problems are reported as one line on stderr with exit code 2, before anything runs. Prefect
+is configured (dp/prefect_env.py) before the flow is imported, so a CLI run gets its own Prefect home
+under DP_DATA_DIR unless PREFECT_API_URL points at a server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from dp.database import ConnectionStringError, mask_url, validate_url
+from dp.settings import get_settings, task_output_root
+from dp.table_list import TableListError, parse_table_list
+from dp.task_ids import InvalidTaskId, new_task_id, validate_task_id
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad argument: reported as a single line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage dump
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", type=Path, help="parent of the task directory (default: DP_OUTPUT_DIR or <DP_DATA_DIR>/tasks)")
+    p.add_argument("--task-id", help="task id, also the task directory's name (default: manual_YYYYMMDD_HHMMSS_xxxx)")
+    p.add_argument("--execution-mode", choices=["complete", "single"], default="complete",
+                   help="complete: steps 1-4 in order (default); single: one step, see --single-step")
+    p.add_argument("--single-step", help="with --execution-mode single: 1-4 or ddl_generation, qa_generation, sql_validation, training_load")
+    p.add_argument("--from-step", help="with complete mode: re-run an existing task from this step onward (1-4 or name)")
+    p.add_argument("--skip-validation", action="store_true", help="skip step 3 (sql_validation)")
+    p.add_argument("--disable-llm-repair", action="store_true", help="step 3 only reports failing SQL, without repairing it")
+    p.add_argument("--no-modify-file", action="store_true", help="step 3 leaves the pair file as it is")
+    p.add_argument("--skip-training-load", action="store_true", help="skip step 4 (training_load)")
+    p.add_argument("--backup-vector-tables", action="store_true", help="step 4 backs up the vector tables to vector_bak/ first")
+    p.add_argument("--truncate-vector-tables", action="store_true", help="step 4 empties the vector tables first (implies backup)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="data-pipeline",
+        description="Build text-to-SQL training data (DDL, data dictionaries, validated question/SQL pairs, "
+        "embeddings) from a PostgreSQL database, as a Prefect pipeline.",
+        epilog="Settings come from DP_* environment variables; see the README.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the pipeline on a database and a table list",
+                         description="Run the schema_workflow flow in this process and write its outputs to <output-dir>/<task-id>/.")
+    run.add_argument("--db-connection", required=True, metavar="URL",
+                     help="business database, postgresql://user:password@host:port/dbname (the password is never stored or logged)")
+    run.add_argument("--table-list", required=True, type=Path, metavar="FILE",
+                     help="file naming the tables: one per line or comma-separated, table or schema.table, # comments")
+    run.add_argument("--business-context", required=True, metavar="TEXT",
+                     help='what the database is for, e.g. "高速公路服务区管理系统"; sets the language of comments and questions')
+    _add_run_options(run)
+
+    demo = sub.add_parser("demo", help="load the built-in highway service-area database and run the pipeline on it",
+                          description="Load the demo business database into the embedded PostgreSQL and run all four steps on it.")
+    _add_run_options(demo)
+    return parser
+
+
+def _check_run_args(args: argparse.Namespace) -> None:
+    from flows.plan import PlanError, make_plan
+
+    try:
+        if args.task_id:
+            validate_task_id(args.task_id)
+        make_plan(args.execution_mode, args.single_step, args.from_step, args.skip_validation, args.skip_training_load)
+        if getattr(args, "db_connection", None):
+            validate_url(args.db_connection)
+    except (InvalidTaskId, PlanError, ConnectionStringError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _read_table_list(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"table list {path} not found") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"table list {path} is not UTF-8 text; save it as UTF-8") from None
+    try:
+        parse_table_list(text)
+    except TableListError as exc:
+        raise UsageError(f"table list {path}: {exc}") from None
+    return text
+
+
+def _print_summary(result: dict[str, Any], task_dir: Path) -> None:
+    print(f"\nTask {result['task_id']} finished. Outputs in {task_dir}")
+    for step, r in result["steps"].items():
+        if r.get("status") == "skipped":
+            print(f"  {step:15} skipped")
+            continue
+        figures = {
+            "ddl_generation": f"{r.get('succeeded')}/{r.get('tables_total')} tables, {len(r.get('failed', []))} failed",
+            "qa_generation": f"{r.get('pairs')} pairs in {r.get('themes_succeeded')}/{r.get('themes_total')} themes",
+            "sql_validation": f"{r.get('valid')}/{r.get('total')} valid, {r.get('repair', {}).get('successful', 0)} repaired, {r.get('deleted', 0)} removed",
+            "training_load": f"{r.get('items', {}).get('total')} items, recall@5 sql {r.get('recall_at_k', {}).get('sql', {}).get('5')}",
+        }[step]
+        print(f"  {step:15} {figures} ({r.get('duration_s')} s)")
+    print(f"  log: {task_dir / 'data_pipeline.log'}")
+
+
+def _run_flow(args: argparse.Namespace, db_url: str, table_list_text: str, business_context: str) -> int:
+    from dp.connections import reference_for_url
+    from dp.logs import add_console_progress
+    from dp.prefect_env import configure_prefect
+
+    settings = get_settings()
+    task_id = args.task_id or new_task_id("manual")
+    task_dir = (args.output_dir or task_output_root(settings)).expanduser().resolve() / task_id
+    task_dir.mkdir(parents=True, exist_ok=True)
+    if args.from_step is None or not (task_dir / "table_list.txt").exists():
+        (task_dir / "table_list.txt").write_text(table_list_text, encoding="utf-8")
+    print(f"Task {task_id}: {mask_url(db_url)} -> {task_dir}")
+    configure_prefect(settings)
+    add_console_progress()
+    from flows.schema_workflow import schema_workflow
+
+    try:
+        result = schema_workflow(
+            task_id=task_id, connection=reference_for_url(db_url), output_dir=str(task_dir),
+            business_context=business_context, execution_mode=args.execution_mode,
+            single_step=args.single_step, from_step=args.from_step, skip_validation=args.skip_validation,
+            disable_llm_repair=args.disable_llm_repair, no_modify_file=args.no_modify_file,
+            skip_training_load=args.skip_training_load, backup_vector_tables=args.backup_vector_tables,
+            truncate_vector_tables=args.truncate_vector_tables,
+        )
+    except Exception as exc:
+        print(f"\nTask {task_id} failed: {exc}\n  outputs and log: {task_dir}", file=sys.stderr)
+        return 1
+    _print_summary(result, task_dir)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    _check_run_args(args)
+    return _run_flow(args, args.db_connection, _read_table_list(args.table_list), args.business_context)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    _check_run_args(args)
+    from dp.database import service_database_url
+    from dp.demo import DEMO_BUSINESS_CONTEXT, demo_table_list, load_demo_database
+
+    print("Loading the demo database (highway service areas) into the embedded PostgreSQL ...")
+    db_url = load_demo_database(service_database_url())
+    return _run_flow(args, db_url, demo_table_list(), DEMO_BUSINESS_CONTEXT)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return {"run": _cmd_run, "demo": _cmd_demo}[args.command](args)
+    except UsageError as exc:
+        print(f"data-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Prefect's environment for our processes, set before Prefect is first imported.
+
+CLI runs use Prefect in-process with its own home under ``DP_DATA_DIR`` (a temporary local server,
+analytics off) unless ``PREFECT_API_URL`` points at a server. Our loggers are attached to Prefect so
+step logs appear per task run in the UI. Values the user already set win.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dp.logs import OUR_LOGGERS
+from dp.settings import Settings, get_settings
+
+
+def configure_prefect(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    home = settings.data_dir / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(OUR_LOGGERS))
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")

@@ -1,0 +1,41 @@
+import pytest
+
+from flows.plan import STEPS, PlanError, make_plan, step_name
+
+
+def test_complete_runs_all_steps_in_order():
+    assert make_plan().run == STEPS
+
+
+def test_single_step_by_number_or_name():
+    assert make_plan("single", 3).run == ("sql_validation",)
+    assert make_plan("single", "qa_generation").run == ("qa_generation",)
+
+
+def test_options_switch_steps_off_and_say_so():
+    plan = make_plan(skip_validation=True, skip_training_load=True)
+    assert plan.run == ("ddl_generation", "qa_generation")
+    assert plan.skipped == ("sql_validation", "training_load")
+
+
+def test_from_step_resumes():
+    assert make_plan(from_step="3").run == ("sql_validation", "training_load")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(execution_mode="single"), "needs a single step"),
+        (dict(execution_mode="complete", single_step=2), "goes with execution mode 'single'"),
+        (dict(execution_mode="partial"), "must be 'complete' or 'single'"),
+        (dict(execution_mode="single", single_step=5), "use 1-4"),
+        (dict(execution_mode="single", single_step=1, from_step=2), "from_step goes with"),
+    ],
+)
+def test_contradictions_are_errors(kwargs, message):
+    with pytest.raises(PlanError, match=message):
+        make_plan(**kwargs)
+
+
+def test_step_name_accepts_strings_of_digits():
+    assert step_name(" 4 ") == "training_load"

@@ -1,0 +1,66 @@
+"""Argument errors: one line on stderr, exit code 2, nothing run."""
+
+import pytest
+
+from dp.cli import main
+
+
+@pytest.fixture
+def table_list(tmp_path):
+    path = tmp_path / "tables.txt"
+    path.write_text("film\nactor\n")
+    return path
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--execution-mode", "single"], "needs a single step"),
+        (["--execution-mode", "single", "--single-step", "9"], "use 1-4"),
+        (["--task-id", "../etc"], "invalid task id"),
+        (["--execution-mode", "sometimes"], "invalid choice"),
+    ],
+)
+def test_bad_options(capsys, table_list, extra, message):
+    code, err = _run(capsys, "run", "--db-connection", "postgresql://u:secret@h/db", "--table-list", str(table_list),
+                     "--business-context", "x", *extra)
+    assert code == 2
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert "secret" not in err
+
+
+def test_bad_connection_string(capsys, table_list):
+    code, err = _run(capsys, "run", "--db-connection", "mysql://h/db", "--table-list", str(table_list),
+                     "--business-context", "x")
+    assert code == 2 and "postgresql://" in err
+
+
+def test_bad_table_list_names_the_line(capsys, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("film\nnot a table\n")
+    code, err = _run(capsys, "run", "--db-connection", "postgresql://h/db", "--table-list", str(bad),
+                     "--business-context", "x")
+    assert code == 2 and "line 2" in err
+
+
+def test_missing_table_list_file(capsys, tmp_path):
+    code, err = _run(capsys, "run", "--db-connection", "postgresql://h/db", "--table-list", str(tmp_path / "no.txt"),
+                     "--business-context", "x")
+    assert code == 2 and "not found" in err
+
+
+def test_missing_required_argument(capsys):
+    code, err = _run(capsys, "run", "--db-connection", "postgresql://h/db")
+    assert code == 2 and "--table-list" in err
