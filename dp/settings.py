@@ -28,10 +28,19 @@ class Settings(BaseSettings):
     output_dir: Path | None = Field(
         default=None, description="Parent of the per-task output directories (default <data_dir>/tasks)."
     )
+    connections: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Named business databases as a JSON object, e.g. {"sales": "postgresql://u:p@h/db"}; flows refer to them as named:<name>.',
+    )
     database_url: SecretStr | None = Field(
         default=None,
         description="Service database (tracking tables, vector store). Unset: an embedded PostgreSQL under <data_dir>/pg.",
     )
+
+    # --- the flow ----------------------------------------------------------------------
+    step_retries: int = Field(default=2, ge=0, description="Retries of a step after a transient failure (lost connection, LLM 429/5xx).")
+    step_retry_delay: float = Field(default=10.0, ge=0, description="Seconds before a step is retried.")
+    step_timeout: float = Field(default=3600.0, gt=0, description="Seconds a step may run before it is failed.")
 
     # --- step 1: ddl_generation ----------------------------------------------------------
     sample_rows: int = Field(default=20, ge=0, description="Rows sampled per table (0 disables sampling).")
@@ -40,6 +49,41 @@ class Settings(BaseSettings):
     table_concurrency: int = Field(default=4, ge=1, description="Tables processed at once in step 1.")
     comment_language: Literal["auto", "zh", "en"] = Field(
         default="auto", description="Language of generated comments; auto: Chinese when the business context is Chinese."
+    )
+    # step 1 sampling and enum probes (ddl_generation helper)
+    sample_values_max: int = Field(default=5, ge=1, description="Distinct sample values kept per column.")
+    sample_tablesample_rows: int = Field(
+        default=100_000, ge=1, description="Row estimate above which sampling and enum probes read a TABLESAMPLE SYSTEM."
+    )
+    sample_statement_timeout: float = Field(
+        default=15.0, gt=0, description="Seconds before one catalog, sampling or enum-probe query of step 1 is cancelled."
+    )
+
+    # --- step 2: qa_generation ------------------------------------------------------------
+    qa_theme_count: int = Field(
+        default=5, ge=1, description="Business themes proposed per schema (split over the table groups when the schema is large)."
+    )
+    qa_pairs_per_theme: int = Field(default=10, ge=1, description="Question/SQL pairs written per theme.")
+    qa_theme_concurrency: int = Field(default=4, ge=1, description="Themes (and table groups) processed at once in step 2.")
+    qa_context_token_budget: int = Field(
+        default=16_000,
+        ge=200,
+        description="Estimated tokens of data dictionaries one LLM prompt may carry; larger schemas are split into foreign-key groups.",
+    )
+
+    # --- step 3: sql_validation ----------------------------------------------------------
+    validation_timeout_ms: int = Field(
+        default=5000, ge=1, description="Milliseconds before one EXPLAIN or execution check of step 3 is cancelled."
+    )
+    validation_concurrency: int = Field(
+        default=4, ge=1, description="Pooled connections, and so queries in flight at once, while step 3 validates."
+    )
+    validation_execute: bool = Field(
+        default=True, description="Also run each query read-only with LIMIT 1; an empty result is a warning."
+    )
+    repair_max_rounds: int = Field(default=2, ge=0, description="Repair attempts per failing SQL before it counts as invalid.")
+    repair_ddl_max_chars: int = Field(
+        default=20_000, ge=500, description="Most DDL characters sent with one repair request."
     )
 
     # --- LLM ------------------------------------------------------------------------------
