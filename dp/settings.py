@@ -86,6 +86,35 @@ class Settings(BaseSettings):
         default=20_000, ge=500, description="Most DDL characters sent with one repair request."
     )
 
+    # --- step 4: training_load (embeddings, vector store) ---------------------------------
+    embedding_provider: Literal["local", "openai"] = Field(
+        default="local",
+        description="local (all-MiniLM-L6-v2 int8 ONNX, 384-d, offline) or openai (any OpenAI-compatible /v1/embeddings endpoint).",
+    )
+    embedding_base_url: str | None = Field(
+        default=None, description="Base URL of the OpenAI-compatible embeddings API, e.g. http://host/v1 (unset: DP_LLM_BASE_URL)."
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None, description="API key for the embeddings endpoint (unset: DP_LLM_API_KEY)."
+    )
+    embedding_model: str = Field(default="text-embedding-3-small", description="Embedding model name (openai provider).")
+    embedding_max_tokens: int = Field(
+        default=8191,
+        ge=16,
+        description="Input window of the openai embedding model, in tokens; longer texts are split (the local model's is 256).",
+    )
+    embedding_batch_size: int = Field(
+        default=32, ge=1, description="Texts per embeddings request (openai) or per model run (local)."
+    )
+    embedding_timeout: float = Field(default=60.0, gt=0, description="Seconds before one embeddings request times out.")
+    embedding_max_retries: int = Field(
+        default=3, ge=0, description="Retries of an embeddings request on 429, 5xx and timeouts, with exponential backoff."
+    )
+    vector_store: Literal["auto", "pgvector", "plain"] = Field(
+        default="auto",
+        description="auto: pgvector (Vanna's langchain-postgres tables) when the service database has the vector extension, else plain (float32 bytea, exact cosine in numpy).",
+    )
+
     # --- LLM ------------------------------------------------------------------------------
     llm_provider: Literal["heuristic", "openai"] = Field(
         default="heuristic", description="heuristic (offline, deterministic) or openai (any OpenAI-compatible endpoint)."
@@ -118,3 +147,19 @@ def task_output_root(settings: Settings | None = None) -> Path:
     """Directory under which each task gets its own output directory."""
     settings = settings or get_settings()
     return settings.output_dir or settings.data_dir / "tasks"
+
+
+def settings_table() -> str:
+    """The README's configuration table, generated so the docs always match the code."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = info.default_factory() if info.default_factory else info.default
+        if isinstance(default, Path) and str(default).startswith(str(Path.home())):
+            default = "~" + str(default)[len(str(Path.home())):]
+        shown = "(unset)" if default in (None, {}) else f"`{default}`"
+        lines.append(f"| `DP_{name.upper()}` | {shown} | {info.description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")
