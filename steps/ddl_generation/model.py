@@ -28,6 +28,7 @@ class Column:
     enum_values: list[str] | None = None
     enum_source: EnumSource | None = None
     samples: list[str] = field(default_factory=list)  # distinct non-null sample values, as text
+    generated_kind: Literal["stored", "virtual"] | None = None  # virtual exists from PostgreSQL 18 on
 
 
 @dataclass

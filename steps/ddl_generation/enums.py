@@ -1,0 +1,213 @@
+"""Finds columns that hold one of a fixed set of values, and records the strongest evidence for it.
+
+Evidence, strongest first: the column's type is an enum (``enum_type``, labels in pg_enum order); a
+CHECK constraint of the table or of the column's domain allows only listed values
+(``check_constraint``, parsed with sqlglot, never with regular expressions); or a probe of the data
+finds at most ``enum_max_values`` distinct values (``distinct_values``). Probes run only on columns
+whose name, type or samples suggest categories, all of one table's probes in one UNION ALL query.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import psycopg2
+import psycopg2.extensions
+import sqlglot
+from psycopg2 import sql
+from sqlglot import exp
+
+from dp.settings import Settings
+from steps.ddl_generation.introspect import Relation
+from steps.ddl_generation.model import Column
+from steps.ddl_generation.sampling import SampleRows, table_identifier, tablesample_clause
+
+log = logging.getLogger(__name__)
+
+_NAME_HINTS = {
+    "status", "type", "kind", "level", "category", "gender", "sex", "state", "method", "class", "flag",
+    "mode", "rating", "grade", "tier", "priority", "stage", "phase", "channel", "role", "currency",
+}
+_CHINESE_HINTS = ("状态", "类型", "类别", "级别", "等级", "方式", "性别", "种类", "分类", "标志", "模式", "阶段", "渠道")
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_INTEGER_TYPES = {"int2", "int4", "int8"}
+_LONGEST_CATEGORY_TYPE = 255  # varchar(n) longer than this holds prose, not categories
+_CLAUSE_SUFFIXES = ("NOT VALID", "NO INHERIT")
+
+
+def name_suggests_category(name: str) -> bool:
+    words = [w.lower() for w in _WORDS.findall(name)]
+    if words and words[-1] in ("id", "ids"):
+        return False
+    return any(w in _NAME_HINTS for w in words) or any(h in name for h in _CHINESE_HINTS)
+
+
+def _literal_value(node: exp.Expression) -> str | None:
+    while isinstance(node, (exp.Paren, exp.Cast)):
+        node = node.this
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
+        return "-" + str(node.this.this)
+    if isinstance(node, exp.Literal):
+        return str(node.this)
+    return None
+
+
+def _column_name(node: exp.Expression) -> str | None:
+    while isinstance(node, (exp.Paren, exp.Cast)):
+        node = node.this
+    return node.name if isinstance(node, exp.Column) and not node.table else None
+
+
+def _allowed_values(node: exp.Expression) -> tuple[str, list[str]] | None:
+    """``(column, values)`` when ``node`` only lets a column take listed literal values."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    items: list[exp.Expression] | None = None
+    if isinstance(node, exp.In) and not node.args.get("query"):
+        column, items = _column_name(node.this), node.expressions
+    elif isinstance(node, exp.EQ) and isinstance(node.expression, exp.Any):
+        array = node.expression.this
+        while isinstance(array, (exp.Paren, exp.Cast)):
+            array = array.this
+        column = _column_name(node.this)
+        items = array.expressions if isinstance(array, exp.Array) else None
+    elif isinstance(node, exp.EQ):
+        column, items = _column_name(node.this), [node.expression]
+    elif isinstance(node, exp.Or):
+        left, right = _allowed_values(node.this), _allowed_values(node.expression)
+        if left and right and left[0] == right[0]:
+            return left[0], left[1] + [v for v in right[1] if v not in left[1]]
+        return None
+    else:
+        return None
+    if column is None or not items:
+        return None
+    values = [_literal_value(item) for item in items]
+    if any(v is None for v in values):
+        return None
+    return column, list(dict.fromkeys(values))
+
+
+def check_constraint_values(definition: str) -> dict[str, list[str]]:
+    """Columns a ``CHECK (...)`` definition (pg_get_constraintdef) limits to listed values.
+
+    A domain's checks name the value ``VALUE``. Conditions joined by AND are read one by one, so
+    ``CHECK (a IN ('x', 'y') AND b > 0)`` still limits ``a``.
+    """
+    body = definition.strip()
+    if not body.upper().startswith("CHECK"):
+        return {}
+    body = body[len("CHECK"):].strip()
+    for suffix in _CLAUSE_SUFFIXES:
+        if body.upper().endswith(suffix):
+            body = body[: -len(suffix)].strip()
+    try:
+        tree = sqlglot.parse_one(body, read="postgres")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
+        log.debug("cannot parse %s: %s", definition, exc)
+        return {}
+    conjuncts, found = [tree], {}
+    while conjuncts:
+        node = conjuncts.pop(0)
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.And):
+            conjuncts[:0] = [node.this, node.expression]
+            continue
+        allowed = _allowed_values(node)
+        if allowed:
+            found.setdefault(allowed[0], allowed[1])
+    return found
+
+
+def _is_probe_candidate(relation: Relation, column: Column, samples: SampleRows, keyed: set[str]) -> bool:
+    traits = relation.traits[column.name]
+    if column.enum_values is not None or column.name in keyed:
+        return False
+    if traits.category == "S":
+        if traits.max_length is not None and traits.max_length > _LONGEST_CATEGORY_TYPE:
+            return False
+    elif not (traits.category == "N" and traits.base_type in _INTEGER_TYPES):
+        return False
+    if name_suggests_category(column.name):
+        return True
+    values = samples.values.get(column.name, [])
+    return len(values) >= 4 and len(set(values)) <= len(values) // 2
+
+
+def _keyed_columns(relation: Relation) -> set[str]:
+    """Columns that identify rows or point at other rows: never categories."""
+    keyed = {fk_col for fk in relation.table.foreign_keys for fk_col in fk.columns}
+    for constraint in relation.table.constraints:
+        if constraint.kind in ("primary_key", "unique") and len(constraint.columns) == 1:
+            keyed.update(constraint.columns)
+    return keyed
+
+
+def _sorted_values(values: list[str]) -> list[str]:
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def _probe(conn, relation: Relation, names: list[str], settings: Settings) -> dict[str, list[str]]:
+    """Distinct values (at most enum_max_values + 1) of each named column, in one query."""
+    limit = settings.enum_max_values + 1
+    source = table_identifier(relation)
+    sampled = tablesample_clause(relation, settings, settings.sample_tablesample_rows)
+    if sampled is not None:
+        source = sql.SQL("{}{}").format(source, sampled)
+    parts = [
+        sql.SQL("(SELECT {i}, v FROM (SELECT DISTINCT ({c})::text AS v FROM {t} WHERE {c} IS NOT NULL LIMIT {n}) s)")
+        .format(i=sql.Literal(i), c=sql.Identifier(name), t=source, n=sql.Literal(limit))
+        for i, name in enumerate(names)
+    ]
+    found: dict[str, list[str]] = {name: [] for name in names}
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql.SQL(" UNION ALL ").join(parts))
+            for i, value in cur.fetchall():
+                found[names[i]].append(value)
+    except psycopg2.errors.QueryCanceled:
+        log.warning("enum probe of %s timed out; its columns are not marked as enums", relation.name.qualified)
+        return {}
+    return found
+
+
+def detect_enums(conn: psycopg2.extensions.connection, relation: Relation, samples: SampleRows,
+                 settings: Settings) -> list[str]:
+    """Set ``enum_values``/``enum_source`` on the table's columns; returns the enum columns' names."""
+    table = relation.table
+    for column in table.columns:
+        labels = relation.traits[column.name].enum_labels
+        if labels is not None:
+            column.enum_values, column.enum_source = list(labels), "enum_type"
+    for constraint in table.constraints:
+        if constraint.kind == "check":
+            for name, values in check_constraint_values(constraint.definition).items():
+                _set_checked(table.column(name), values)
+    for column in table.columns:
+        for definition in relation.traits[column.name].domain_checks:
+            values = check_constraint_values(definition).get("VALUE")
+            if values:
+                _set_checked(column, values)
+    keyed = _keyed_columns(relation)
+    candidates = [
+        c.name for c in table.columns if relation.populated and _is_probe_candidate(relation, c, samples, keyed)
+    ]
+    if candidates:
+        for name, values in _probe(conn, relation, candidates, settings).items():
+            # One value tells nothing about categories (an unused or constant column).
+            if 2 <= len(values) <= settings.enum_max_values and all(
+                len(v) <= settings.sample_text_max for v in values
+            ):
+                column = table.column(name)
+                column.enum_values, column.enum_source = _sorted_values(values), "distinct_values"
+    return [c.name for c in table.columns if c.enum_values is not None]
+
+
+def _set_checked(column: Column | None, values: list[str]) -> None:
+    if column is not None and column.enum_source not in ("enum_type", "check_constraint"):
+        column.enum_values, column.enum_source = values, "check_constraint"
