@@ -184,6 +184,8 @@ class FakeOpenAI:
             return JSONResponse(answer(body))
         except FakeError as error:
             return _error_response(error)
+        except Exception as exc:  # a broken test handler: say so in the answer instead of a bare 500
+            return _error_response(FakeError(500, message=f"chat_handler raised {exc!r}"))
         finally:
             with self._lock:
                 if generation == self._generation:
