@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         default=None, ge=0, description="Sampling temperature sent with every LLM call; unset: the server's default."
     )
 
+    # --- tracking tables (service/store) ------------------------------------------------------
+    max_concurrent_runs: int = Field(
+        default=1, ge=1, description="Tasks that may run (or wait in Prefect to run) at once; one more is refused with 409."
+    )
+    retention_days: int = Field(
+        default=30, ge=1, description="Finished (completed/failed/cancelled) tasks are deleted this many days after they ended."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
