@@ -58,9 +58,11 @@ def _retry_after(headers: Any) -> float | None:
             return max(0.0, float(value) / divisor)
         except ValueError:
             pass
-        when = email.utils.parsedate_to_datetime(value) if name == "retry-after" else None
-        if when is not None:
-            return max(0.0, when.timestamp() - time.time())
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue  # unreadable: fall back to our own backoff
+        return max(0.0, when.timestamp() - time.time())
     return None
 
 

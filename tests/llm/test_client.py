@@ -1,9 +1,11 @@
+import email.utils
 import logging
 import threading
+import time
 
 import pytest
 
-from dp.llm.client import ChatClient, LLMError
+from dp.llm.client import ChatClient, LLMError, _retry_after
 from dp.settings import get_settings
 from tests.fakes.openai_server import FakeError
 
@@ -197,3 +199,16 @@ def test_from_settings(fake_openai, monkeypatch):
 def test_from_settings_without_base_url_says_what_to_set():
     with pytest.raises(ValueError, match="set DP_LLM_BASE_URL"):
         ChatClient.from_settings()
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [({"retry-after": "2"}, 2.0), ({"retry-after-ms": "150"}, 0.15), ({"retry-after": "soon"}, None), ({}, None)],
+)
+def test_retry_after_header_forms(headers, expected):
+    assert _retry_after(headers) == expected
+
+
+def test_retry_after_http_date():
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 20 < _retry_after({"retry-after": later}) <= 30
