@@ -36,37 +36,96 @@ def _prerequisites(relation: Relation, by_name: dict[TableName, Relation], by_oi
     return {name for name in needs if name in by_name}
 
 
+def _ordered(nodes: list[int], prerequisites: dict[int, set[int]]) -> list[int]:
+    """Nodes with prerequisites first, smallest number first among the ready; a cycle is broken
+    by taking the smallest waiting node."""
+    waiting = {n: len(prerequisites[n]) for n in nodes}
+    dependents: dict[int, list[int]] = {}
+    for n in nodes:
+        for p in prerequisites[n]:
+            dependents.setdefault(p, []).append(n)
+    ready = [n for n in nodes if waiting[n] == 0]
+    heapq.heapify(ready)
+    unplaced, result, placed = sorted(nodes), [], set()
+    while len(result) < len(nodes):
+        if ready:
+            n = heapq.heappop(ready)
+        else:
+            n = next(m for m in unplaced if m not in placed)
+        if n in placed:
+            continue
+        placed.add(n)
+        result.append(n)
+        for d in dependents.get(n, []):
+            waiting[d] -= 1
+            if waiting[d] == 0 and d not in placed:
+                heapq.heappush(ready, d)
+    return result
+
+
+def _strongly_connected(prerequisites: list[set[int]]) -> list[list[int]]:
+    """Tarjan's strongly connected components, iteratively (no recursion limit at 1,000s of tables)."""
+    index_of: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    components: list[list[int]] = []
+    for root in range(len(prerequisites)):
+        if root in index_of:
+            continue
+        work = [(root, iter(sorted(prerequisites[root])))]
+        index_of[root] = low[root] = len(index_of)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index_of[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    components.append(sorted(component))
+            elif child not in index_of:
+                index_of[child] = low[child] = len(index_of)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(prerequisites[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index_of[child])
+    return components
+
+
 def dependency_order(relations: list[Relation]) -> list[Relation]:
-    """``relations`` reordered so prerequisites come first; cycles broken at the earliest listed table."""
+    """``relations`` reordered so prerequisites come first.
+
+    Tables in a cycle form one group, placed as a whole after what the group needs; inside the
+    group the earliest listed table that waits goes first.
+    """
     by_name = {r.name: r for r in relations}
     by_oid = {r.oid: r.name for r in relations}
     index = {r.name: i for i, r in enumerate(relations)}
-    waiting_on = [len(_prerequisites(r, by_name, by_oid)) for r in relations]
-    dependents: dict[int, list[int]] = {}
-    for i, relation in enumerate(relations):
-        for name in _prerequisites(relation, by_name, by_oid):
-            dependents.setdefault(index[name], []).append(i)
-    ready = [i for i, count in enumerate(waiting_on) if count == 0]
-    heapq.heapify(ready)
-    done = [False] * len(relations)
-    ordered: list[Relation] = []
-    next_unplaced = 0
-    while len(ordered) < len(relations):
-        if ready:
-            i = heapq.heappop(ready)
-        else:  # a cycle: take the earliest listed table still waiting
-            while done[next_unplaced]:
-                next_unplaced += 1
-            i = next_unplaced
-        if done[i]:
-            continue
-        done[i] = True
-        ordered.append(relations[i])
-        for j in dependents.get(i, []):
-            waiting_on[j] -= 1
-            if waiting_on[j] == 0 and not done[j]:
-                heapq.heappush(ready, j)
-    return ordered
+    prerequisites = [{index[n] for n in _prerequisites(r, by_name, by_oid)} for r in relations]
+    components = _strongly_connected(prerequisites)
+    # Number groups by their earliest listed table so that ties follow the table list.
+    components.sort(key=lambda members: members[0])
+    component_of = {member: c for c, members in enumerate(components) for member in members}
+    group_needs = {
+        c: {component_of[p] for m in members for p in prerequisites[m]} - {c} for c, members in enumerate(components)
+    }
+    order: list[int] = []
+    for c in _ordered(list(range(len(components))), group_needs):
+        members = components[c]
+        inside = {m: prerequisites[m] & set(members) for m in members}
+        order += _ordered(members, inside)
+    return [relations[i] for i in order]
 
 
 def plan_foreign_keys(ordered: list[Relation]) -> dict[TableName, ForeignKeyPlan]:

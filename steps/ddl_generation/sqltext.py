@@ -8,8 +8,6 @@ behind ``--`` never contains a line break, so a hostile comment can never end th
 
 from __future__ import annotations
 
-import re
-
 from dp.table_list import TableName, quote_ident
 
 # Keywords that are reserved, type/function-name or column-name keywords in PostgreSQL 12-18
@@ -30,7 +28,6 @@ _KEYWORDS = frozenset(
     xmlattributes xmlconcat xmlelement xmlexists xmlforest xmlnamespaces xmlparse xmlpi xmlroot
     xmlserialize xmltable""".split()
 )
-_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 
 
 def ident(name: str) -> str:
@@ -56,8 +53,8 @@ def literal(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """Text safe to put after ``--``: line breaks become spaces."""
-    return _LINE_BREAKS.sub(" ", text).strip()
+    """Text safe to put after ``--``: every run of whitespace, line breaks included, becomes one space."""
+    return " ".join(text.split())
 
 
 def dollar_quote(body: str) -> str:

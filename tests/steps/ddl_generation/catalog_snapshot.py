@@ -6,12 +6,15 @@ that every rendered name is schema-qualified the same way in both databases.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from dp.database import connection
 from dp.table_list import TableName
 
 _COLUMNS = """
-SELECT n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated, a.attcollation <> t.typcollation,
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+       CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END,
        col_description(c.oid, a.attnum)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -25,27 +28,43 @@ SELECT n.nspname, c.relname, con.conname, con.contype, pg_get_constraintdef(con.
 FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[])) AND con.contype IN ('p','u','c','f','x')
   AND NOT EXISTS (SELECT 1 FROM pg_constraint p WHERE p.oid = con.conparentid AND p.conrelid = con.conrelid)
-ORDER BY 1, 2, 3
 """
 _TABLES = """
-SELECT n.nspname, c.relname, c.relkind, pg_get_partkeydef(c.oid) IS NULL, obj_description(c.oid, 'pg_class'),
+SELECT n.nspname, c.relname, c.relkind, obj_description(c.oid, 'pg_class'),
        CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
-       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END
+       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
+       CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
-ORDER BY 1, 2
 """
 
 
-def catalog_snapshot(url: str, tables: list[TableName]) -> dict[str, list[tuple]]:
-    """Columns, constraints and table facts of ``tables`` as sorted tuples."""
+@dataclass
+class Snapshot:
+    """Definitions keyed by table (and column or constraint name); comments kept apart."""
+
+    tables: dict[tuple, tuple] = field(default_factory=dict)  # (schema, table) -> (relkind, partkey, viewdef, bound)
+    columns: dict[tuple, list[tuple]] = field(default_factory=dict)  # (schema, table) -> column facts in order
+    constraints: dict[tuple, tuple] = field(default_factory=dict)  # (schema, table, name) -> (contype, definition)
+    comments: dict[tuple, str | None] = field(default_factory=dict)  # (schema, table[, column]) -> comment
+
+
+def catalog_snapshot(url: str, tables: list[TableName]) -> Snapshot:
     params = ([t.schema for t in tables], [t.name for t in tables])
+    snapshot = Snapshot()
     with connection(url) as conn, conn.cursor() as cur:
         cur.execute("SET search_path = pg_catalog")
-        snapshot = {}
-        for key, query in (("tables", _TABLES), ("columns", _COLUMNS), ("constraints", _CONSTRAINTS)):
-            cur.execute(query, params)
-            snapshot[key] = cur.fetchall()
+        cur.execute(_TABLES, params)
+        for schema, name, relkind, comment, partkey, viewdef, bound in cur.fetchall():
+            snapshot.tables[schema, name] = (relkind, partkey, viewdef, bound)
+            snapshot.comments[schema, name] = comment
+        cur.execute(_COLUMNS, params)
+        for schema, name, column, *facts, comment in cur.fetchall():
+            snapshot.columns.setdefault((schema, name), []).append((column, *facts))
+            snapshot.comments[schema, name, column] = comment
+        cur.execute(_CONSTRAINTS, params)
+        for schema, name, conname, contype, definition in cur.fetchall():
+            snapshot.constraints[schema, name, conname] = (contype, definition)
     return snapshot
 
 
