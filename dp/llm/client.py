@@ -199,7 +199,8 @@ class ChatClient:
                 raise self._error(f"{problem} (after {attempt + 1} attempts)")
             delay = self._delay(attempt, retry_after)
             log.warning(
-                "LLM call failed (%s); retry %d/%d in %.2f s", self._scrub(problem), attempt + 1, self.max_retries, delay
+                "LLM call failed (%s); retry %d/%d in %.2f s",
+                self._scrub(problem), attempt + 1, self.max_retries, delay,
             )
             time.sleep(delay)
             attempt += 1

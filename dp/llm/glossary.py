@@ -735,8 +735,9 @@ def describe_identifier(name: str, language: Language) -> str:
             cut = words.index(connector, 1)
             what, group = _translate(words[:cut]), _translate(words[cut + 1 :])
             if language == "zh":
-                return zh_pattern.format(what=_join_zh([p[0] for p in what]), group=_join_zh([p[0] for p in group]))
-            return _join_en([en_pattern.format(what=_join_en([p[1] for p in what]), group=" ".join(p[1] for p in group))])
+                return zh_pattern.format(what=_join_zh([zh for zh, _ in what]), group=_join_zh([zh for zh, _ in group]))
+            phrase = en_pattern.format(what=" ".join(en for _, en in what), group=" ".join(en for _, en in group))
+            return _join_en([phrase])
     parts = _translate(words)
     if language == "zh":
         return _join_zh([zh for zh, _ in parts])

@@ -30,7 +30,8 @@ def test_failures_apply_to_any_endpoint_and_reset_clears_them(fake_openai):
     assert caught.value.status_code == 503
     fake_openai.fail_next(3)
     fake_openai.reset()
-    assert client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content == "fake reply"
+    reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "fake reply"
 
 
 def test_broken_handler_answers_500_with_the_reason(fake_openai):

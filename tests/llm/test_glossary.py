@@ -5,7 +5,8 @@ from dp.llm.glossary import GLOSSARY, describe_identifier, split_identifier
 
 def test_glossary_is_large_and_covers_common_abbreviations():
     assert len(GLOSSARY) >= 400
-    for word in "id no num qty amt cnt desc addr tel dt ts ym org dept emp cust prod cat inv pay sub ref src dst img pic url usr pwd".split():
+    abbreviations = "id no num qty amt cnt desc addr tel dt ts ym org dept emp cust prod cat inv pay sub ref src dst img pic url usr pwd"
+    for word in abbreviations.split():
         assert (word,) in GLOSSARY, word
 
 
