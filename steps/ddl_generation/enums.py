@@ -36,11 +36,20 @@ _LONGEST_CATEGORY_TYPE = 255  # varchar(n) longer than this holds prose, not cat
 _CLAUSE_SUFFIXES = ("NOT VALID", "NO INHERIT")
 
 
+def _words(name: str) -> list[str]:
+    return [w.lower() for w in _WORDS.findall(name)]
+
+
+def names_an_id(name: str) -> bool:
+    """``id``, ``status_id``, ``OrderID``: a reference to rows, whatever its values look like."""
+    words = _words(name)
+    return bool(words) and words[-1] in ("id", "ids")
+
+
 def name_suggests_category(name: str) -> bool:
-    words = [w.lower() for w in _WORDS.findall(name)]
-    if words and words[-1] in ("id", "ids"):
+    if names_an_id(name):
         return False
-    return any(w in _NAME_HINTS for w in words) or any(h in name for h in _CHINESE_HINTS)
+    return any(w in _NAME_HINTS for w in _words(name)) or any(h in name for h in _CHINESE_HINTS)
 
 
 def _literal_value(node: exp.Expression) -> str | None:
@@ -123,7 +132,7 @@ def check_constraint_values(definition: str) -> dict[str, list[str]]:
 
 def _is_probe_candidate(relation: Relation, column: Column, samples: SampleRows, keyed: set[str]) -> bool:
     traits = relation.traits[column.name]
-    if column.enum_values is not None or column.name in keyed:
+    if column.enum_values is not None or column.name in keyed or names_an_id(column.name):
         return False
     if traits.category == "S":
         if traits.max_length is not None and traits.max_length > _LONGEST_CATEGORY_TYPE:
