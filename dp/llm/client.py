@@ -35,7 +35,15 @@ _semaphores_lock = threading.Lock()
 
 
 class LLMError(RuntimeError):
-    """An LLM call that failed for good; the message says what failed (status, timeout, bad JSON)."""
+    """An LLM call that failed for good; the message says what failed (status, timeout, bad JSON).
+
+    ``transient`` is True when the last failure was a 429, a 5xx, a timeout or a lost connection:
+    the flow may retry the whole step later, when the service has recovered.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 def _shared_semaphore(base_url: str, size: int) -> threading.BoundedSemaphore:
@@ -196,7 +204,7 @@ class ChatClient:
             else:
                 return self._content(response)
             if attempt >= self.max_retries:
-                raise self._error(f"{problem} (after {attempt + 1} attempts)")
+                raise self._error(f"{problem} (after {attempt + 1} attempts)", transient=True)
             delay = self._delay(attempt, retry_after)
             log.warning(
                 "LLM call failed (%s); retry %d/%d in %.2f s",
@@ -226,8 +234,8 @@ class ChatClient:
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
 
-    def _error(self, problem: str) -> LLMError:
-        return LLMError(self._scrub(f"{self._where()}: {problem}"))
+    def _error(self, problem: str, *, transient: bool = False) -> LLMError:
+        return LLMError(self._scrub(f"{self._where()}: {problem}"), transient=transient)
 
 
 def _messages(system: str, user: str) -> list[dict[str, str]]:

@@ -39,3 +39,22 @@ def test_contradictions_are_errors(kwargs, message):
 
 def test_step_name_accepts_strings_of_digits():
     assert step_name(" 4 ") == "training_load"
+
+
+def test_transient_failures_are_recognised_through_the_cause_chain():
+    import psycopg2
+
+    from dp.llm.client import LLMError
+    from flows.schema_workflow import is_transient
+    from steps.errors import StepFailed
+
+    try:
+        try:
+            raise psycopg2.OperationalError("server closed the connection unexpectedly")
+        except psycopg2.OperationalError as exc:
+            raise StepFailed("step ddl_generation failed") from exc
+    except StepFailed as wrapped:
+        assert is_transient(wrapped)
+    assert is_transient(LLMError("HTTP 503", transient=True))
+    assert not is_transient(LLMError("HTTP 400"))
+    assert not is_transient(ValueError("bad table list"))

@@ -123,17 +123,19 @@ def test_retry_after_is_capped(fake_openai, caplog):
 def test_5xx_exhausting_retries_raises(fake_openai):
     fake_openai.fail_next(10, status=500)
     client = client_for(fake_openai, max_retries=2)
-    with pytest.raises(LLMError, match=r"HTTP 500.*after 3 attempts"):
+    with pytest.raises(LLMError, match=r"HTTP 500.*after 3 attempts") as err:
         client.chat_text(system="s", user="u")
     assert len(fake_openai.requests) == 3
+    assert err.value.transient  # the flow may retry the step later
 
 
 def test_400_is_not_retried(fake_openai):
     fake_openai.chat_handler = lambda body: FakeError(400, message="context length exceeded")
     client = client_for(fake_openai, max_retries=3)
-    with pytest.raises(LLMError, match="HTTP 400: context length exceeded"):
+    with pytest.raises(LLMError, match="HTTP 400: context length exceeded") as err:
         client.chat_json(system="s", user="u")
     assert len(fake_openai.requests) == 1
+    assert not err.value.transient
 
 
 def test_timeout_is_retried_then_raises(fake_openai):
