@@ -1,0 +1,147 @@
+"""Checking pairs: guard, database, and up to N repair rounds, each pair on its own.
+
+A pair's SQL is judged by the guard, then (only if the guard lets it through) by the database. A
+failure goes to the repairer with the error; every candidate it returns is judged the same way, so a
+repaired query is as safe as an original one. SQL the guard refuses as a write or side effect is not
+repaired: such a pair is invalid as training data. Nothing a single pair does stops the other pairs;
+a pair that cannot be checked for an unexpected reason is skipped (kept), never judged invalid. Only
+losing the database itself ends the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+
+from dp.llm.client import LLMError
+from steps.sql_validation.guard import GuardedSql, GuardRejected, guard_sql
+from steps.sql_validation.pair_file import pair_of
+from steps.sql_validation.repair import RepairRequest, Repairer
+from steps.sql_validation.validator import DbCheck, QueryValidator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Verdict:
+    sql: str
+    guarded: GuardedSql | None = None
+    rejected: GuardRejected | None = None
+    db: DbCheck | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.db is not None and self.db.ok
+
+    @property
+    def error(self) -> str | None:
+        if self.rejected is not None:
+            return f"rejected before reaching the database: {self.rejected}"
+        return self.db.error if self.db else None
+
+
+@dataclass
+class PairResult:
+    index: int  # position in the raw JSON array of the pair file
+    status: str  # valid | repaired | invalid | skipped
+    question: Any = None
+    original_sql: Any = None
+    final_sql: str | None = None
+    error: str | None = None
+    guard_error: str | None = None
+    repairs: list[dict[str, str | None]] = field(default_factory=list)  # each round: {"sql", "error"}
+    warnings: list[str] = field(default_factory=list)
+    time_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "question": self.question,
+            "original_sql": self.original_sql,
+            "final_sql": self.final_sql,
+            "status": self.status,
+            "error": self.error,
+            "guard_error": self.guard_error,
+            "repair_rounds": len(self.repairs),
+            "repairs": self.repairs,
+            "warnings": self.warnings,
+            "time_ms": round(self.time_ms, 2),
+        }
+
+
+class PairChecker:
+    """Checks pairs against one database; thread-safe, so ``check_all`` runs pairs side by side."""
+
+    def __init__(self, validator: QueryValidator, repairer: Repairer | None, *, max_rounds: int):
+        self.validator = validator
+        self.repairer = repairer
+        self.max_rounds = max_rounds
+
+    def judge(self, sql: str) -> Verdict:
+        """The guard's verdict and, when it lets the SQL through, the database's."""
+        try:
+            guarded = guard_sql(sql)
+        except GuardRejected as exc:
+            return Verdict(sql, rejected=exc)
+        return Verdict(sql, guarded=guarded, db=self.validator.check(guarded.sql))
+
+    def check_pair(self, index: int, question: str, sql: str) -> PairResult:
+        started = time.perf_counter()
+        result = PairResult(index, "invalid", question, sql)
+        verdict = self.judge(sql)
+        repairable = verdict.rejected is None or verdict.rejected.kind == "syntax"
+        while not verdict.ok and repairable and self.repairer and len(result.repairs) < self.max_rounds:
+            request = RepairRequest(
+                question, verdict.sql, verdict.error, verdict.db, verdict.guarded.tree if verdict.guarded else None
+            )
+            try:
+                candidate = self.repairer.repair(request)
+            except LLMError as exc:
+                result.repairs.append({"sql": None, "error": f"repair failed: {exc}"})
+                break
+            if candidate is None or candidate.strip() == verdict.sql.strip():
+                break
+            verdict = self.judge(candidate)
+            result.repairs.append({"sql": candidate, "error": verdict.error})
+        if verdict.ok:
+            result.status = "repaired" if result.repairs else "valid"
+            result.final_sql = verdict.guarded.sql if result.repairs else verdict.sql
+            result.warnings = list(verdict.db.warnings)
+        else:
+            result.error = verdict.error
+            result.guard_error = str(verdict.rejected) if verdict.rejected else None
+        result.time_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def check_all(self, entries: list[Any], *, workers: int) -> list[PairResult]:
+        """One result per entry of the raw array, in its order; entries that are not pairs are skipped."""
+        results: list[PairResult | None] = [None] * len(entries)
+        todo = []
+        for index, entry in enumerate(entries):
+            pair = pair_of(entry)
+            if pair is None:
+                results[index] = PairResult(index, "skipped", error="not an object with string question and sql")
+            else:
+                todo.append((index, *pair))
+        step = max(1, len(todo) // 10)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sql-validation") as pool:
+            futures = [pool.submit(self._check_safely, *item) for item in todo]
+            for done, ((index, _, _), future) in enumerate(zip(todo, futures), start=1):
+                results[index] = future.result()
+                if done % step == 0 or done == len(todo):
+                    log.info("pair %d/%d checked", done, len(todo))
+        return results
+
+    def _check_safely(self, index: int, question: str, sql: str) -> PairResult:
+        try:
+            return self.check_pair(index, question, sql)
+        except psycopg2.Error:
+            raise  # the database itself is gone (query errors never get here): the run fails, files stay
+        except Exception as exc:  # one pair must never sink the others, whatever went wrong with it
+            log.exception("pair %d could not be checked", index)
+            return PairResult(index, "skipped", question, sql, error=f"could not be checked, kept as is: {exc}")
