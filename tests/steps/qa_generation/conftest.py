@@ -1,0 +1,84 @@
+"""Fixtures for step 2 tests: real step-1 outputs of the sample and demo databases, and a checker
+that runs SQL the way step 3 does (read-only transaction, statement timeout, LIMIT 1 wrapper)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from dp.database import connection
+from dp.settings import Settings
+from dp.table_list import TableName
+from steps.ddl_generation.step import run_ddl_generation
+from tests.steps.ddl_generation.catalog_snapshot import listed_relations
+
+
+@dataclass
+class Step1Outputs:
+    """A finished step-1 run: the database it read and the directory it wrote."""
+
+    url: str
+    output_dir: Path
+
+    def copy_to(self, target: Path) -> Path:
+        """A private copy of the outputs, so a test's step-2 files never meet another test's."""
+        shutil.copytree(self.output_dir, target)
+        return target
+
+
+def step1(url: str, output_dir: Path, business_context: str, tables: list[TableName] | None = None) -> Step1Outputs:
+    run_ddl_generation(
+        db_url=url,
+        tables=tables if tables is not None else listed_relations(url, "rpvm"),
+        output_dir=output_dir,
+        business_context=business_context,
+        settings=Settings(llm_provider="heuristic", comment_language="auto"),
+    )
+    return Step1Outputs(url, output_dir)
+
+
+def failing_sql(url: str, sqls: list[str]) -> list[tuple[str, str]]:
+    """The SQL that fails EXPLAIN or a read-only LIMIT 1 execution, with the error."""
+    failures = []
+    with connection(url) as conn:
+        for sql in sqls:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SET TRANSACTION READ ONLY")
+                    cur.execute("SET LOCAL statement_timeout = '10s'")
+                    cur.execute(f"EXPLAIN {sql}")
+                    cur.execute(f"SELECT * FROM ({sql}) AS checked LIMIT 1")
+                    cur.fetchall()
+            except psycopg2.Error as exc:
+                failures.append((sql, str(exc).strip()))
+            finally:
+                conn.rollback()
+    return failures
+
+
+@pytest.fixture(scope="session")
+def pagila_step1(pagila_url, tmp_path_factory) -> Step1Outputs:
+    return step1(pagila_url, tmp_path_factory.mktemp("qa_pagila"), "DVD rental business")
+
+
+@pytest.fixture(scope="session")
+def chinook_step1(chinook_url, tmp_path_factory) -> Step1Outputs:
+    return step1(chinook_url, tmp_path_factory.mktemp("qa_chinook"), "digital music store")
+
+
+@pytest.fixture(scope="session")
+def northwind_step1(northwind_url, tmp_path_factory) -> Step1Outputs:
+    return step1(northwind_url, tmp_path_factory.mktemp("qa_northwind"), "food trading company")
+
+
+@pytest.fixture(scope="session")
+def demo_step1(business_server_url, tmp_path_factory) -> Step1Outputs:
+    from dp.demo import DEMO_BUSINESS_CONTEXT, demo_table_list, load_demo_database
+    from dp.table_list import parse_table_list
+
+    url = load_demo_database(business_server_url)
+    return step1(url, tmp_path_factory.mktemp("qa_demo"), DEMO_BUSINESS_CONTEXT, parse_table_list(demo_table_list()))
