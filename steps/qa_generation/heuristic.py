@@ -4,7 +4,8 @@ Themes are centred on hub tables, chosen greedily so each new theme covers the m
 earlier theme covered (bigger tables first on ties); a theme holds its centre and up to four of its
 neighbours, the uncovered ones first. Pairs mix the template
 kinds round-robin (count, distribution, ranking, trend, join, filter, ...) about the centre first,
-then about its neighbours. Same manifest, same output.
+then about its neighbours. Tables known to be empty, and materialized views that may never have
+been refreshed, are left out (empty tables only while others have rows). Same manifest, same output.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class HeuristicProvider:
     # -- themes -------------------------------------------------------------------------
     def propose_themes(self, group: list[TableName], count: int, index: int) -> tuple[list[Theme], list[ThemeFailure]]:
         group = [k for k in group if roles.queryable(self.schema.table(k))]
+        with_rows = [k for k in group if not roles.known_empty(self.schema.table(k))]
+        group = with_rows or group  # a schema without data still gets its questions
         inside = set(group)
         near = {k: [n for n in self.schema.neighbours(k) if n in inside] for k in group}
         rank = {k: i for i, k in enumerate(sorted(group, key=lambda k: (-len(near[k]), group.index(k))))}
@@ -76,7 +79,7 @@ class HeuristicProvider:
             members = [centre] + sorted(near[centre], key=lambda k: (self._is_view(k), k in covered, group.index(k)))
             members = [centre] + self.schema.sort(members[1:MAX_THEME_TABLES])
             covered.update(members)
-            themes.append(self._theme(members, index))
+            themes.append(self._theme(members))
         return themes, []
 
     def _is_view(self, key: TableName) -> bool:
@@ -93,7 +96,7 @@ class HeuristicProvider:
         rows = self.schema.table(key).row_estimate or 0
         return (not self._is_view(key), len(tables), rows, len(new), -rank[key])
 
-    def _theme(self, members: list[TableName], index: int) -> Theme:
+    def _theme(self, members: list[TableName]) -> Theme:
         tables = [self.schema.table(k) for k in members]
         centre = self.writer.noun(tables[0])
         entities = [roles.table_label(t, self.schema.language) for t in tables]
@@ -107,7 +110,7 @@ class HeuristicProvider:
             self.words["sum_metric"].format(m=self.writer.label(m)) for m in roles.measures(tables[0])[:3]
         ]
         name = self.words["theme"].format(t=roles.table_label(tables[0], self.schema.language))
-        return Theme(_capitalised(name), _capitalised(description), members, entities, metrics, index)
+        return Theme(_capitalised(name), _capitalised(description), members, entities, metrics)
 
     # -- pairs --------------------------------------------------------------------------
     def _edges(self, key: TableName, allowed: set[TableName]) -> tuple[list[Edge], list[Edge]]:

@@ -120,7 +120,8 @@ class LLMProvider:
             if unknown:
                 log.warning("theme %s: dropped unknown tables %s", name, ", ".join(unknown))
             if not tables:
-                rejected.append(ThemeFailure(name, f"names no table of the schema (named: {', '.join(named) or 'none'})"))
+                reason = f"names no table of the schema (named: {', '.join(named) or 'none'})"
+                rejected.append(ThemeFailure(name, reason))
                 continue
             themes.append(Theme(
                 name=name,
@@ -128,7 +129,6 @@ class LLMProvider:
                 related_tables=tables,
                 entities=_texts(item.get("entities")),
                 metrics=_texts(item.get("metrics")),
-                group=index,
             ))
         return themes, rejected
 
@@ -158,7 +158,8 @@ class LLMProvider:
         lines, used = [], 0
         for table in self.schema.tables:
             label = roles.table_label(table, self.schema.language)
-            line = f"- {TableName(table.schema, table.name).display} ({label}): " + ", ".join(c.name for c in table.columns)
+            columns = ", ".join(c.name for c in table.columns)
+            line = f"- {TableName(table.schema, table.name).display} ({label}): {columns}"
             used += estimate_tokens(line)
             if used > self.budget:
                 lines.append("- ...")

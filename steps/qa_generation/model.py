@@ -1,7 +1,7 @@
 """What step 2 produces: themes (business topics over a few tables) and question/SQL pairs.
 
 A theme's ``related_tables`` are always tables of the manifest (providers resolve names before
-building one); ``group`` is the index of the table group it was proposed for.
+building one), the most central first. A pair's ``theme`` is its theme's (unique) name.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ class Theme:
     related_tables: list[TableName]
     entities: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
-    group: int = 0
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,8 @@ def render_metadata_sql(database: str, themes: list[Theme], language: str) -> st
             _array(theme.metrics),
         ])
         lines.append(
-            f"INSERT INTO metadata (topic_name, description, related_tables, biz_entities, biz_metrics) VALUES ({values});"
+            "INSERT INTO metadata (topic_name, description, related_tables, biz_entities, biz_metrics)"
+            f" VALUES ({values});"
         )
     return "\n".join(lines) + "\n"
 
@@ -142,7 +143,8 @@ def _cell(text: str) -> str:
 def render_metadata_markdown(database: str, themes: list[Theme], language: str) -> str:
     words = _WORDS[language]
     sep = words["sep"]
-    lines = [words["title"], "", words["intro"].format(db=database), "", words["fields"], "", words["table_head"], "|---|---|---|"]
+    lines = [words["title"], "", words["intro"].format(db=database), "", words["fields"], ""]
+    lines += [words["table_head"], "|---|---|---|"]
     lines += [f"| {name} | {kind} | {text} |" for name, kind, text in words["columns"]]
     lines += ["", words["themes"].format(n=len(themes)), ""]
     for number, theme in enumerate(themes, start=1):
@@ -169,7 +171,9 @@ def render_decision_prompt(summary: DatabaseSummary, language: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_theme_files(output_dir: Path, database: str, themes: list[Theme], summary: DatabaseSummary, language: str) -> list[Path]:
+def write_theme_files(
+    output_dir: Path, database: str, themes: list[Theme], summary: DatabaseSummary, language: str
+) -> list[Path]:
     """Write metadata.txt, metadata_detail.md and db_query_decision_prompt.txt; returns their paths."""
     output_dir = Path(output_dir)
     contents = {

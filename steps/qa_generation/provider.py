@@ -49,6 +49,6 @@ def make_provider(schema: Schema, settings: Settings, groups: list[list[TableNam
 
     try:
         client = ChatClient.from_settings(settings)
-    except Exception as exc:  # the client says what is missing (base URL, model, ...)
+    except ValueError as exc:  # the client says what is missing (the base URL)
         raise StepFailed(f"cannot use the openai provider: {exc}") from exc
     return LLMProvider(schema, client, settings, groups)

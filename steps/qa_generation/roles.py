@@ -17,10 +17,14 @@ from steps.ddl_generation.model import Column, Table
 NUMERIC_TYPES = {"smallint", "integer", "bigint", "numeric", "decimal", "real", "double precision"}
 TEXT_TYPES = {"text", "character varying", "varchar", "character", "char", "bpchar", "citext", "name"}
 _OPAQUE_TYPES = {"bytea", "tsvector", "tsquery", "json", "jsonb", "xml"}
-_AUDIT_TIMES = re.compile(r"(last_?update|updated?_?(at|on|time|ts|date)|modif|delete|created?_?(at|on|time|ts|date)|_ts$)", re.I)
+_AUDIT_TIMES = re.compile(
+    r"(last_?update|updated?_?(at|on|time|ts|date)|modif|delete|created?_?(at|on|time|ts|date)|_ts$)", re.I
+)
 _AUDIT_PERSON = re.compile(r"(created?_?by|updated?_?by|modified_?by|creator|operator|editor)$", re.I)
 _CREATED = re.compile(r"created?_?(at|on|time|ts|date)", re.I)
-_NOT_A_MEASURE = re.compile(r"(year|code|phone|fax|zip|postal|lat(itude)?$|lng$|lon(gitude)?$|_no$|number$|^no$|seq|sort|level|version)", re.I)
+_NOT_A_MEASURE = re.compile(
+    r"(year|code|phone|fax|zip|postal|lat(itude)?$|lng$|lon(gitude)?$|_no$|number$|^no$|seq|sort|level|version)", re.I
+)
 _ID_NAME = re.compile(r"(^id$|_id$|[a-z]Id$|ID$)")
 _SOFT_DELETE_TIME = re.compile(r"^(delete_?ts|deleted?_?(at|time|on|date))$", re.I)
 _SOFT_DELETE_FLAG = re.compile(r"^(is_?deleted|deleted|del_?flag)$", re.I)
@@ -57,6 +61,11 @@ def queryable(table: Table) -> bool:
     return table.kind != "materialized_view" or any(c.samples for c in table.columns)
 
 
+def known_empty(table: Table) -> bool:
+    """Analysed as empty and sampled nothing: every query on it answers with no rows."""
+    return table.row_estimate == 0 and not any(c.samples for c in table.columns)
+
+
 def key_columns(table: Table) -> set[str]:
     keys = set(table.primary_key)
     for fk in table.foreign_keys:
@@ -89,7 +98,7 @@ def enum_columns(table: Table) -> list[Column]:
         c for c in table.columns
         if c.enum_values and len(c.enum_values) >= 2 and not is_key(table, c) and is_plain(c)
         and not _AUDIT_PERSON.search(c.name)
-        and (is_text(c) or c.enum_source in ("enum_type", "check_constraint") or is_numeric(c) or base_type(c) == "boolean")
+        and (compares_as_literal(c) or is_numeric(c) or base_type(c) == "boolean")
     ]
 
 

@@ -37,6 +37,11 @@ def _quoted_end(text: str, start: int, quote: str, backslash_escapes: bool) -> i
     raise SqlTextError(f"unterminated {quote} quote")
 
 
+def _word_char(text: str, i: int) -> bool:
+    """Whether position ``i`` holds part of a word (so ``E'`` or ``$x$`` there is no quote opener)."""
+    return i >= 0 and (text[i].isalnum() or text[i] in "_$")
+
+
 def _statements(text: str) -> list[str]:
     """Split into statements with comments removed and whitespace outside literals collapsed."""
     statements: list[str] = []
@@ -65,11 +70,11 @@ def _statements(text: str) -> list[str]:
             if out and out[-1] != " ":
                 out.append(" ")
         elif ch in "'\"":
-            escaped = ch == "'" and i > 0 and text[i - 1] in "eE" and not (i > 1 and (text[i - 2].isalnum() or text[i - 2] == "_"))
+            escaped = ch == "'" and i > 0 and text[i - 1] in "eE" and not _word_char(text, i - 2)
             end = _quoted_end(text, i, ch, escaped)
             out.append(text[i:end])
             i = end
-        elif ch == "$" and (tag := _DOLLAR_TAG.match(text, i)) and not (i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")):
+        elif ch == "$" and (tag := _DOLLAR_TAG.match(text, i)) and not _word_char(text, i - 1):
             close = text.find(tag.group(), tag.end())
             if close < 0:
                 raise SqlTextError(f"unterminated dollar quote {tag.group()}")

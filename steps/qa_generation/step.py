@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -68,13 +69,71 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass
+class _Failures:
+    """What went wrong so far: one entry per failed group or theme, and the exceptions behind them."""
+
+    entries: list[ThemeFailure] = field(default_factory=list)
+    errors: list[Exception] = field(default_factory=list)
+
+    def add(self, what: str, exc: Exception) -> None:
+        self.entries.append(ThemeFailure(what, _reason(exc)))
+        self.errors.append(exc)
+
+    def step_failed(self) -> StepFailed:
+        reasons = "; ".join(f"{f.theme}: {f.reason}" for f in self.entries[:5]) or "no theme was proposed"
+        return StepFailed(f"no question/SQL pair was generated ({reasons})")
+
+    def transient(self) -> Exception | None:
+        """A transient LLM failure (429, 5xx, timeout) behind them: chained to it, the flow retries."""
+        return next((e for e in self.errors if getattr(e, "transient", False)), None)
+
+
+def _propose(pool: ThreadPoolExecutor, provider: Provider, groups: list[list[TableName]], total: int,
+             failures: _Failures) -> list[Theme]:
+    quotas = split_theme_count(total, [len(g) for g in groups])
+    futures = [pool.submit(provider.propose_themes, g, quotas[i], i) for i, g in enumerate(groups)]
+    themes: list[Theme] = []
+    for index, future in enumerate(futures):
+        title = _group_title(groups[index], index)
+        try:
+            proposed, rejected = future.result()
+        except Exception as exc:  # one group's failure must not sink the others
+            log.warning("themes for %s failed: %s", title, _reason(exc))
+            failures.add(title, exc)
+            continue
+        failures.entries.extend(rejected)
+        if not proposed and not rejected:
+            failures.entries.append(ThemeFailure(title, "no theme was proposed"))
+        themes.extend(proposed)
+    _unique_names(themes)
+    return themes
+
+
+def _write(pool: ThreadPoolExecutor, provider: Provider, themes: list[Theme], count: int,
+           failures: _Failures) -> dict[int, list[QAPair]]:
+    """Pairs of each theme that produced any, by the theme's index."""
+    futures = {pool.submit(_theme_pairs, provider, theme, count): i for i, theme in enumerate(themes)}
+    by_theme: dict[int, list[QAPair]] = {}
+    for done, future in enumerate(as_completed(futures), start=1):
+        theme = themes[futures[future]]
+        try:
+            pairs = by_theme[futures[future]] = future.result()
+            log.info("theme %d/%d done: %s (%d pairs)", done, len(themes), theme.name, len(pairs))
+        except Exception as exc:  # recorded, and the other themes go on
+            log.warning("theme %d/%d failed: %s: %s", done, len(themes), theme.name, _reason(exc))
+            failures.add(theme.name, exc)
+    return by_theme
+
+
 def run_qa_generation(
     *, output_dir: Path, business_context: str | None = None, settings: Settings | None = None
 ) -> dict[str, Any]:
     """Generate themes and question/SQL pairs from step 1's outputs in ``output_dir``.
 
     ``business_context`` defaults to the one step 1 recorded. Returns counts, the failed themes with
-    their reasons, the pair file name and every file written (names relative to ``output_dir``).
+    their reasons, the pair file's path (what step 3 takes) and every file written (``files``: names
+    relative to ``output_dir``, as step 1 reports them).
     """
     started = time.monotonic()
     settings = settings or get_settings()
@@ -82,60 +141,36 @@ def run_qa_generation(
     schema = load_schema(output_dir, business_context)
     groups = group_tables(schema, settings.qa_context_token_budget)
     provider = make_provider(schema, settings, groups)
-    quotas = split_theme_count(settings.qa_theme_count, [len(g) for g in groups])
     log.info(
         "qa generation for %s: %d tables in %d group(s), %s provider",
         schema.database, len(schema.keys), len(groups), settings.llm_provider,
     )
-    failures: list[ThemeFailure] = []
-    themes: list[Theme] = []
+    failures = _Failures()
     with ThreadPoolExecutor(max_workers=settings.qa_theme_concurrency, thread_name_prefix="qa-theme") as pool:
-        proposals = [pool.submit(provider.propose_themes, g, quotas[i], i) for i, g in enumerate(groups)]
-        for index, future in enumerate(proposals):
-            try:
-                proposed, rejected = future.result()
-            except Exception as exc:  # one group's failure must not sink the others
-                log.warning("themes for %s failed: %s", _group_title(groups[index], index), _reason(exc))
-                failures.append(ThemeFailure(_group_title(groups[index], index), _reason(exc)))
-                continue
-            failures.extend(rejected)
-            if not proposed and not rejected:
-                failures.append(ThemeFailure(_group_title(groups[index], index), "no theme was proposed"))
-            themes.extend(proposed)
-        _unique_names(themes)
-
-        futures = {pool.submit(_theme_pairs, provider, t, settings.qa_pairs_per_theme): i for i, t in enumerate(themes)}
-        by_theme: dict[int, list[QAPair]] = {}
-        for done, future in enumerate(as_completed(futures), start=1):
-            theme = themes[futures[future]]
-            try:
-                by_theme[futures[future]] = future.result()
-                log.info("theme %d/%d done: %s (%d pairs)", done, len(themes), theme.name, len(by_theme[futures[future]]))
-            except Exception as exc:  # recorded, and the other themes go on
-                log.warning("theme %d/%d failed: %s: %s", done, len(themes), theme.name, _reason(exc))
-                failures.append(ThemeFailure(theme.name, _reason(exc)))
+        themes = _propose(pool, provider, groups, settings.qa_theme_count, failures)
+        by_theme = _write(pool, provider, themes, settings.qa_pairs_per_theme, failures)
 
     succeeded = [t for i, t in enumerate(themes) if i in by_theme]
-    pairs, removed = deduplicate(p for i in sorted(by_theme) for p in by_theme[i])
-    if not pairs:
-        reasons = "; ".join(f"{f.theme}: {f.reason}" for f in failures[:5]) or "no theme was proposed"
-        raise StepFailed(f"no question/SQL pair was generated ({reasons})")
+    kept, removed = deduplicate(p for i in sorted(by_theme) for p in by_theme[i])
+    if not kept:
+        raise failures.step_failed() from failures.transient()
 
-    pair_path = write_pairs(output_dir, schema.database, pairs)
-    theme_paths = write_theme_files(output_dir, schema.database, succeeded, provider.summarise(succeeded), schema.language)
+    pair_path = write_pairs(output_dir, schema.database, kept)
+    summary = provider.summarise(succeeded)
+    theme_paths = write_theme_files(output_dir, schema.database, succeeded, summary, schema.language)
     duration = round(time.monotonic() - started, 3)
-    total = len(succeeded) + len(failures)  # a group whose themes could not be proposed counts as one
+    total = len(succeeded) + len(failures.entries)  # a group whose themes could not be proposed counts as one
     log.info(
         "qa generation done: %d pairs (%d duplicates removed) from %d/%d themes in %.1fs",
-        len(pairs), removed, len(succeeded), total, duration,
+        len(kept), removed, len(succeeded), total, duration,
     )
     return {
         "themes_total": total,
         "themes_succeeded": len(succeeded),
-        "themes_failed": [f.to_dict() for f in failures],
-        "pairs": len(pairs),
+        "themes_failed": [f.to_dict() for f in failures.entries],
+        "pairs": len(kept),
         "duplicates_removed": removed,
-        "pair_file": pair_path.name,
+        "pair_file": str(pair_path),
         "files": [pair_path.name] + [p.name for p in theme_paths],
         "groups": [[k.display for k in g] for g in groups],
         "duration_s": duration,

@@ -82,3 +82,34 @@ def demo_step1(business_server_url, tmp_path_factory) -> Step1Outputs:
 
     url = load_demo_database(business_server_url)
     return step1(url, tmp_path_factory.mktemp("qa_demo"), DEMO_BUSINESS_CONTEXT, parse_table_list(demo_table_list()))
+
+
+ODD_NAMES = """
+CREATE SCHEMA "Sales";
+CREATE TYPE "Sales"."Order State" AS ENUM ('new', 'it''s shipped', 'done');
+CREATE TABLE "Sales"."Customer" ("ID" serial PRIMARY KEY, "Full Name" text NOT NULL,
+    "select" text CHECK ("select" IN ('a''b', 'c\\d')));
+CREATE TABLE "Sales"."Order" (
+    "Order ID" serial PRIMARY KEY,
+    "Customer ID" int NOT NULL REFERENCES "Sales"."Customer" ("ID"),
+    "State" "Sales"."Order State" NOT NULL,
+    "Amount" numeric(10, 2),
+    "Ordered At" timestamp NOT NULL,
+    "group" int
+);
+INSERT INTO "Sales"."Customer" ("Full Name", "select")
+    SELECT 'C' || i, CASE WHEN i % 2 = 0 THEN 'a''b' ELSE 'c\\d' END FROM generate_series(1, 20) i;
+INSERT INTO "Sales"."Order" ("Customer ID", "State", "Amount", "Ordered At", "group")
+    SELECT 1 + i % 20, (ARRAY['new', 'it''s shipped', 'done'])[1 + i % 3]::"Sales"."Order State", i * 1.5,
+           timestamp '2024-01-01' + i * interval '3 days', i % 4 FROM generate_series(1, 200) i;
+ANALYZE;
+"""
+
+
+@pytest.fixture
+def odd_names_step1(scratch_db, tmp_path) -> Step1Outputs:
+    """Step-1 outputs of a schema whose names need quotes: mixed case, spaces, keywords, quotes in values."""
+    with connection(scratch_db) as conn:
+        conn.autocommit = True
+        conn.cursor().execute(ODD_NAMES)
+    return step1(scratch_db, tmp_path / "odd", "shop")

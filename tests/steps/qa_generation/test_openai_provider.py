@@ -55,20 +55,27 @@ def _theme_of(prompt: str) -> str:
     return re.search(r"^Theme: (.*)$", prompt, re.M).group(1)
 
 
-def handler(fail_theme: str | None = None):
+def reply_with(themes, pairs, summary=SUMMARY):
+    """A chat handler: ``themes`` for theme prompts, ``pairs(theme name)`` for pair prompts."""
+
     def answer(body):
         prompt = last_user_message(body)
         kind = _kind(prompt)
         if kind == "themes":
-            return THEMES
+            return themes(prompt) if callable(themes) else themes
         if kind == "summary":
-            return SUMMARY
-        theme = _theme_of(prompt)
-        if theme == fail_theme:
-            return FakeError(400, message="model refused")
-        return {"pairs": PAIRS[theme]}
+            return summary
+        return pairs(_theme_of(prompt))
 
     return answer
+
+
+def handler(fail_theme: str | None = None, summary=SUMMARY):
+    return reply_with(
+        THEMES,
+        lambda theme: FakeError(400, message="model refused") if theme == fail_theme else {"pairs": PAIRS[theme]},
+        summary,
+    )
 
 
 def _settings(fake, **extra) -> Settings:
@@ -105,12 +112,15 @@ def test_themes_and_pairs_come_from_the_llm(fake_openai, pagila_step1, tmp_path)
 
 def test_a_failing_theme_is_recorded_and_the_others_go_on(fake_openai, pagila_step1, tmp_path):
     output_dir = pagila_step1.copy_to(tmp_path / "task")
-    fake_openai.chat_handler = handler(fail_theme="Rentals")
+    fake_openai.chat_handler = handler(fail_theme="Rentals", summary=FakeError(400, message="no summary today"))
     result = run_qa_generation(output_dir=output_dir, settings=_settings(fake_openai))
     failed = {f["theme"]: f["reason"] for f in result["themes_failed"]}
     assert set(failed) == {"Ghost", "Rentals"} and "HTTP 400" in failed["Rentals"]
     assert result["themes_succeeded"] == 1 and result["pairs"] == 2
     assert "Rentals" not in (output_dir / "metadata.txt").read_text(encoding="utf-8")
+    # the router summary falls back to the one built from the manifest
+    prompt = (output_dir / "db_query_decision_prompt.txt").read_text(encoding="utf-8")
+    assert prompt.startswith("=== Database business scope ===\nDVD rental business\n")
 
 
 def test_no_pair_at_all_fails_the_step(fake_openai, pagila_step1, tmp_path):
@@ -119,7 +129,7 @@ def test_no_pair_at_all_fails_the_step(fake_openai, pagila_step1, tmp_path):
     with pytest.raises(StepFailed, match="no question/SQL pair"):
         run_qa_generation(output_dir=output_dir, settings=_settings(fake_openai))
 
-    fake_openai.reset(chat_handler=lambda body: THEMES if _kind(last_user_message(body)) == "themes" else {"pairs": [{"question": "q", "sql": "select 1; select 2"}]})
+    fake_openai.reset(chat_handler=reply_with(THEMES, lambda theme: {"pairs": [{"question": "q", "sql": "select 1; select 2"}]}))
     with pytest.raises(StepFailed, match="no usable pair"):
         run_qa_generation(output_dir=output_dir, settings=_settings(fake_openai))
     assert not list(output_dir.glob("qs_*_pair.json"))
@@ -135,17 +145,11 @@ def test_prompts_carry_only_their_groups_dictionaries(fake_openai, pagila_step1,
     groups = [{f"{k.schema}.{k.name}" for k in g} for g in group_tables(schema, budget)]
     assert len(groups) > 1
 
-    def answer(body):
-        prompt = last_user_message(body)
-        kind = _kind(prompt)
-        if kind == "themes":
-            first = sorted(_HEADER.findall(prompt))[0].split(".")[1]
-            return {"themes": [{"name": f"About {first}", "related_tables": [first]}]}
-        if kind == "summary":
-            return SUMMARY
-        return {"pairs": [{"question": f"{_theme_of(prompt)}?", "sql": "SELECT 1"}]}
+    def themes(prompt):
+        first = sorted(_HEADER.findall(prompt))[0].split(".")[1]
+        return {"themes": [{"name": f"About {first}", "related_tables": [first]}]}
 
-    fake_openai.chat_handler = answer
+    fake_openai.chat_handler = reply_with(themes, lambda theme: {"pairs": [{"question": f"{theme}?", "sql": "SELECT 1"}]})
     result = run_qa_generation(output_dir=output_dir, settings=_settings(fake_openai, qa_context_token_budget=budget))
     assert len(result["groups"]) == len(groups) and result["themes_succeeded"] == len(groups)
 
@@ -158,3 +162,28 @@ def test_prompts_carry_only_their_groups_dictionaries(fake_openai, pagila_step1,
         allowed = {f"public.{table}"} | {f"{n.schema}.{n.name}" for n in schema.neighbours(key)}
         shown = set(_HEADER.findall(prompt))
         assert f"public.{table}" in shown and shown <= allowed
+
+
+def test_themes_run_concurrently_and_transient_failures_are_chained(fake_openai, chinook_step1, tmp_path):
+    output_dir = chinook_step1.copy_to(tmp_path / "task")
+    themes = {"themes": [{"name": f"T{i}", "related_tables": ["track"]} for i in range(4)]}
+    fake_openai.chat_handler = reply_with(themes, lambda theme: FakeError(503, message="overloaded"))
+    fake_openai.latency = 0.2
+    with pytest.raises(StepFailed) as failed:
+        run_qa_generation(output_dir=output_dir, settings=_settings(fake_openai, qa_theme_concurrency=4))
+    assert fake_openai.max_in_flight >= 2
+    assert getattr(failed.value.__cause__, "transient", False)  # the flow retries the step
+
+
+def test_pair_prompt_names_the_identifiers_that_need_quotes(fake_openai, odd_names_step1):
+    fake_openai.chat_handler = reply_with(
+        {"themes": [{"name": "Orders", "related_tables": ['"Sales"."Order"']}]},
+        lambda theme: {"pairs": [{"question": "How many orders?", "sql": 'SELECT count(*) FROM "Sales"."Order"'}]},
+    )
+    result = run_qa_generation(output_dir=odd_names_step1.output_dir, settings=_settings(fake_openai))
+    assert result["pairs"] == 1
+    prompt = next(last_user_message(r) for r in fake_openai.chat_requests if _kind(last_user_message(r)) == "pairs")
+    quoting = next(line for line in prompt.splitlines() if "double quotes exactly" in line)
+    for name in ('"Sales"."Order"', '"Order ID"', '"Ordered At"', '"Sales"."Customer"', '"Full Name"'):
+        assert name in quoting
+    assert "Related tables: \"Sales\".\"Order\"" in prompt
