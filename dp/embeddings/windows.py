@@ -18,47 +18,51 @@ from dp.embeddings.base import Embedder
 Progress = Callable[[int, int], None]
 
 
-def fits(embedder: Embedder, text: str) -> bool:
-    return embedder.count_tokens(text) <= embedder.max_tokens
+def split_to_fit(embedder: Embedder, text: str, max_tokens: int | None = None) -> list[str]:
+    """Consecutive pieces of ``text`` (concatenating to it exactly), each within ``max_tokens``.
 
+    ``max_tokens`` defaults to the model's window; callers that add a line to each piece pass less.
+    """
+    limit = embedder.max_tokens if max_tokens is None else max_tokens
 
-def split_to_fit(embedder: Embedder, text: str) -> list[str]:
-    """Consecutive pieces of ``text`` (concatenating to it exactly), each within the window."""
-    if fits(embedder, text):
+    def fits(piece: str) -> bool:
+        return embedder.count_tokens(piece) <= limit
+
+    if fits(text):
         return [text]
     for pattern in (r"(?<=\n)", r"(?<=\s)"):
         parts = [part for part in re.split(pattern, text) if part]
         if len(parts) > 1:
-            return _pack(embedder, parts)
-    return _split_characters(embedder, text)
+            return _pack(parts, fits, lambda part: split_to_fit(embedder, part, limit))
+    return _split_characters(text, fits)
 
 
-def _pack(embedder: Embedder, parts: list[str]) -> list[str]:
+def _pack(parts: list[str], fits: Callable[[str], bool], split: Callable[[str], list[str]]) -> list[str]:
     pieces: list[str] = []
     current = ""
     for part in parts:
-        if current and fits(embedder, current + part):
+        if current and fits(current + part):
             current += part
             continue
         if current:
             pieces.append(current)
-        if fits(embedder, part):
+        if fits(part):
             current = part
         else:
-            pieces.extend(split_to_fit(embedder, part))
+            pieces.extend(split(part))
             current = ""
     if current:
         pieces.append(current)
     return pieces
 
 
-def _split_characters(embedder: Embedder, text: str) -> list[str]:
+def _split_characters(text: str, fits: Callable[[str], bool]) -> list[str]:
     pieces: list[str] = []
     while text:
         low, high = 1, len(text)  # longest prefix that fits, by bisection
         while low < high:
             middle = (low + high + 1) // 2
-            if fits(embedder, text[:middle]):
+            if fits(text[:middle]):
                 low = middle
             else:
                 high = middle - 1
