@@ -157,8 +157,8 @@ class HeuristicProvider:
         chosen: list[Candidate] = []
         seen: set[str] = set()
         for question, sql in candidates:
-            if question not in seen and sql not in {s for _, s in chosen}:
-                seen.add(question)
+            if question not in seen and sql not in seen:
+                seen.update((question, sql))
                 chosen.append((question, sql))
             if len(chosen) == count:
                 break

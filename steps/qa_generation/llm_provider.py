@@ -67,7 +67,7 @@ class LLMProvider:
             if used + cost > self.budget:
                 if included:
                     continue
-                text = text[: self.budget * 3 // 2] + _CUT_MARK  # alone over budget: cut, and say so
+                text = text[: self.budget] + _CUT_MARK  # alone over budget: cut (a character is at most a token)
                 log.warning("the dictionary of %s is cut to fit the token budget %d", key.display, self.budget)
             parts.append(text.strip())
             used += estimate_tokens(text)

@@ -42,7 +42,7 @@ PROMPTS = {
 SQL 规则：
 - PostgreSQL 方言，每个 SQL 只有一条 SELECT 语句（可用 WITH），不要分号，不要注释。
 - 只使用上面数据字典中列出的表和列；多表查询时给每个表起别名，列都带别名前缀。
-- 非 public 模式的表写成 schema.table。{quoting}
+- 非 public 模式的表写成 schema.table；含大写字母、空格、特殊字符或是保留字的标识符要用双引号，大小写与数据字典一致。{quoting}
 - 枚举列只使用数据字典中给出的枚举值，字符串用单引号。
 - 问题类型要多样：计数、求和/平均等聚合、Top-N 排名、按月趋势（date_trunc）、沿外键的多表关联、按枚举值筛选。
 
@@ -99,7 +99,7 @@ Write {count} question/SQL pairs about this theme: questions in English, concret
 SQL rules:
 - PostgreSQL dialect; exactly one SELECT statement per SQL (WITH allowed), no semicolon, no comments.
 - Use only tables and columns listed in the dictionaries above; alias every table in joins and prefix every column with its alias.
-- Write tables outside schema public as schema.table.{quoting}
+- Write tables outside schema public as schema.table; put identifiers with capitals, spaces, special characters or reserved words in double quotes, spelled exactly as in the dictionaries.{quoting}
 - Filter enum columns only on the enum values the dictionaries list; strings in single quotes.
 - Mix the kinds of question: counts, aggregates (sum/avg), top-N rankings, monthly trends (date_trunc), joins along foreign keys, filters on enum values.
 

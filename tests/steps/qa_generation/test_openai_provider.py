@@ -187,3 +187,27 @@ def test_pair_prompt_names_the_identifiers_that_need_quotes(fake_openai, odd_nam
     for name in ('"Sales"."Order"', '"Order ID"', '"Ordered At"', '"Sales"."Customer"', '"Full Name"'):
         assert name in quoting
     assert "Related tables: \"Sales\".\"Order\"" in prompt
+
+
+def test_a_dictionary_over_the_budget_is_cut_and_says_so(fake_openai, chinook_step1, tmp_path):
+    output_dir = chinook_step1.copy_to(tmp_path / "task")
+    budget = 200
+    schema = load_schema(output_dir)
+    oversized = {f"{k.schema}.{k.name}" for k in schema.keys if schema.tokens(k) > budget}
+    assert oversized
+
+    def themes(prompt):
+        first = _HEADER.findall(prompt)[0]
+        return {"themes": [{"name": f"About {first}", "related_tables": [first]}]}
+
+    fake_openai.chat_handler = reply_with(themes, lambda theme: {"pairs": [{"question": f"{theme}?", "sql": "SELECT 1"}]})
+    result = run_qa_generation(output_dir=output_dir, settings=_settings(fake_openai, qa_context_token_budget=budget))
+    assert result["themes_succeeded"] == len(result["groups"])
+    cut = set()
+    for request in fake_openai.chat_requests:
+        prompt = last_user_message(request)
+        shown = _HEADER.findall(prompt)
+        if _kind(prompt) == "themes" and set(shown) & oversized:
+            assert len(shown) == 1 and "(cut to fit the prompt budget)" in prompt
+            cut.add(shown[0])
+    assert cut == oversized
