@@ -94,7 +94,9 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._generation = 0
         self.reset(latency=latency, embedding_dim=embedding_dim, chat_handler=chat_handler)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP (not 0) lets asyncio set TCP_NODELAY on accepted connections; without it
+        # Nagle holds back the response body until the client's delayed ACK, ~40 ms per request.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
