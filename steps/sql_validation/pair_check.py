@@ -5,7 +5,7 @@ failure goes to the repairer with the error; every candidate it returns is judge
 repaired query is as safe as an original one. SQL the guard refuses as a write or side effect is not
 repaired: such a pair is invalid as training data. Nothing a single pair does stops the other pairs;
 a pair that cannot be checked for an unexpected reason is skipped (kept), never judged invalid. Only
-losing the database itself ends the run.
+losing the database or the LLM service (a transient ``LLMError``) ends the run.
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ class PairChecker:
             try:
                 candidate = self.repairer.repair(request)
             except LLMError as exc:
+                if exc.transient:
+                    raise  # the service is down, not this pair wrong: the run stops and may be retried
                 result.repairs.append({"sql": None, "error": f"repair failed: {exc}"})
                 break
             if candidate is None or candidate.strip() == verdict.sql.strip():
@@ -131,17 +133,21 @@ class PairChecker:
         step = max(1, len(todo) // 10)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sql-validation") as pool:
             futures = [pool.submit(self._check_safely, *item) for item in todo]
-            for done, ((index, _, _), future) in enumerate(zip(todo, futures), start=1):
-                results[index] = future.result()
-                if done % step == 0 or done == len(todo):
-                    log.info("pair %d/%d checked", done, len(todo))
+            try:
+                for done, ((index, _, _), future) in enumerate(zip(todo, futures), start=1):
+                    results[index] = future.result()
+                    if done % step == 0 or done == len(todo):
+                        log.info("pair %d/%d checked", done, len(todo))
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # the run is over: do not check the pairs still queued
+                raise
         return results
 
     def _check_safely(self, index: int, question: str, sql: str) -> PairResult:
         try:
             return self.check_pair(index, question, sql)
-        except psycopg2.Error:
-            raise  # the database itself is gone (query errors never get here): the run fails, files stay
+        except (psycopg2.Error, LLMError):
+            raise  # the database or the LLM service is gone (query errors never get here): the run stops
         except Exception as exc:  # one pair must never sink the others, whatever went wrong with it
             log.exception("pair %d could not be checked", index)
             return PairResult(index, "skipped", question, sql, error=f"could not be checked, kept as is: {exc}")

@@ -2,7 +2,8 @@
 
 Order of work: find the pair file, reach the database (``SELECT 1``), check every pair side by side,
 then, only when the run finished, back up and rewrite the pair file and write the reports. A run
-that fails part-way (database lost) leaves the pair file as it was.
+that fails part-way (database lost, LLM service down) leaves the pair file as it was; the raised
+``StepFailed`` keeps the cause, so the flow can tell a transient failure worth a retry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Iterator
 import psycopg2
 
 from dp.database import database_name
-from dp.llm.client import ChatClient
+from dp.llm.client import ChatClient, LLMError
 from dp.settings import Settings, get_settings
 from steps.errors import StepFailed
 from steps.sql_validation.heuristic import HeuristicRepairer
@@ -61,7 +62,9 @@ def run_sql_validation(
     repairer = _repairer(settings, output_dir) if repair else None
     workers = settings.validation_concurrency
     if isinstance(repairer, LLMRepairer):
-        workers = max(workers, settings.llm_max_concurrency)  # repairs wait on the LLM, not on connections
+        # Threads waiting on the LLM hold no connection: with this many, a full set of LLM calls can be
+        # in flight while the database checks go on (the pool and the LLM client bound each side).
+        workers += settings.llm_max_concurrency
     try:
         with _closing(repairer), QueryValidator(
             db_url,
@@ -73,7 +76,9 @@ def run_sql_validation(
             checker = PairChecker(validator, repairer, max_rounds=settings.repair_max_rounds)
             results = checker.check_all(entries, workers=workers)
     except psycopg2.Error as exc:
-        raise StepFailed(f"the database is unreachable, nothing was changed: {exc}".strip()) from None
+        raise StepFailed(f"the database is unreachable, nothing was changed: {exc}".strip()) from exc
+    except LLMError as exc:  # only transient ones get here: a retry of the step may succeed
+        raise StepFailed(f"the LLM service failed, nothing was changed: {exc}") from exc
 
     backup, modified, deleted = None, 0, 0
     if modify_file:

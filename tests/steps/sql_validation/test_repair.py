@@ -8,6 +8,7 @@ import re
 import pytest
 
 from dp.database import connection
+from steps.errors import StepFailed
 from steps.sql_validation.step import run_sql_validation
 from tests.fakes.openai_server import last_user_message
 from tests.steps.sql_validation.conftest import fingerprint, write_pairs, write_step1_outputs
@@ -148,16 +149,27 @@ def test_an_llm_answering_with_a_write_is_stopped_by_the_guard(pagila_task, pagi
     assert fingerprint(pagila_url) == before
 
 
-def test_an_unreachable_llm_fails_the_pair_not_the_run(pagila_task, pagila_url, use_fake_llm, monkeypatch):
+def test_an_llm_outage_stops_the_run_and_changes_nothing(pagila_task, pagila_url, use_fake_llm, monkeypatch):
     monkeypatch.setenv("DP_LLM_MAX_RETRIES", "0")
-    use_fake_llm.fail_next(50, 500)
-    result, pairs = run(
+    use_fake_llm.fail_next(50, 503)
+    entries = [{"question": "a", "sql": "SELECT titel FROM film"}, {"question": "b", "sql": "SELECT title FROM film"}]
+    path = write_pairs(pagila_task, entries)
+    with pytest.raises(StepFailed, match="HTTP 503") as failed:
+        run_sql_validation(db_url=pagila_url, output_dir=pagila_task)
+    assert failed.value.__cause__.transient
+    assert json.loads(path.read_text()) == entries
+    assert not list(pagila_task.glob("*.backup*")) and not list(pagila_task.glob("sql_validation_*"))
+
+
+def test_a_refused_llm_call_fails_the_pair_not_the_run(pagila_task, pagila_url, use_fake_llm):
+    use_fake_llm.fail_next(50, 400)
+    _, pairs = run(
         pagila_task, pagila_url,
         [{"question": "a", "sql": "SELECT titel FROM film"}, {"question": "b", "sql": "SELECT title FROM film"}],
     )  # fmt: skip
     assert [p["status"] for p in pairs] == ["invalid", "valid"]
     assert pairs[0]["error"].startswith('column "titel" does not exist')
-    assert "repair failed" in pairs[0]["repairs"][0]["error"] and "HTTP 500" in pairs[0]["repairs"][0]["error"]
+    assert "repair failed" in pairs[0]["repairs"][0]["error"] and "HTTP 400" in pairs[0]["repairs"][0]["error"]
 
 
 def test_an_llm_reply_without_sql_is_a_failed_repair(pagila_task, pagila_url, use_fake_llm):
