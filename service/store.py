@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import psycopg2.errors
 import psycopg2.extensions
 from psycopg2 import sql
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, ISOLATION_LEVEL_SERIALIZABLE
 from psycopg2.extras import Json, RealDictCursor, execute_values
 
 from dp.database import mask_url
@@ -368,6 +369,8 @@ def claim_run_slot(conn: Connection, *, task_id: str, limit: int) -> bool:
     """
     if conn.autocommit:
         raise ValueError("claim_run_slot needs a transaction (a connection with autocommit off)")
+    if conn.isolation_level in (ISOLATION_LEVEL_REPEATABLE_READ, ISOLATION_LEVEL_SERIALIZABLE):
+        raise ValueError("claim_run_slot needs READ COMMITTED isolation, so the count sees claims committed meanwhile")
     if limit < 0:
         raise ValueError(f"limit must be 0 or more (got {limit})")
     with _cursor(conn) as cur:

@@ -60,7 +60,7 @@ def conn(service_db_url):
     """A connection (autocommit off) to the migrated database, with every tracking table empty."""
     with connection(service_db_url) as c:
         with c, c.cursor() as cur:
-            cur.execute("TRUNCATE data_pipeline_tasks, data_pipeline_idempotency_keys CASCADE")
+            cur.execute("DELETE FROM data_pipeline_tasks")  # cascades to every other table; faster than TRUNCATE
         yield c
 
 

@@ -512,11 +512,15 @@ def test_claim_run_slot_counts_running_and_queued_tasks(conn, make_task):
         store.claim_run_slot(conn, task_id="task_20250627_143052_none", limit=1)
 
 
-def test_claim_run_slot_needs_a_transaction(conn, make_task):
+def test_claim_run_slot_needs_a_read_committed_transaction(conn, make_task):
     task = make_task()
     conn.commit()
     conn.autocommit = True
     with pytest.raises(ValueError, match="transaction"):
+        store.claim_run_slot(conn, task_id=task["id"], limit=1)
+    conn.autocommit = False
+    conn.set_session(isolation_level="REPEATABLE READ")
+    with pytest.raises(ValueError, match="READ COMMITTED"):
         store.claim_run_slot(conn, task_id=task["id"], limit=1)
 
 
