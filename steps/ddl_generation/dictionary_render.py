@@ -9,6 +9,8 @@ value can never break the table.
 
 from __future__ import annotations
 
+import re
+
 from dp.table_list import TableName
 from steps.ddl_generation.model import Column, ForeignKey, Table
 
@@ -37,8 +39,13 @@ _TEXT = {
 }
 
 
+_NEEDS_CARE = re.compile(r"[|\\\n\r\t\x0b\x0c\x1c-\x1f\x85\u2028\u2029]| {2}|^\s|\s$")
+
+
 def cell(text: str) -> str:
-    """Text safe inside a markdown table cell."""
+    """Text safe inside a markdown table cell: ``|`` and ``\\`` escaped, whitespace runs made one space."""
+    if not _NEEDS_CARE.search(text):
+        return text
     return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
 
 
@@ -48,15 +55,16 @@ def _code(value: str) -> str:
     return f"{fence} {value} {fence}" if fence == "``" else f"`{value}`"
 
 
-def _keys(table: Table, column: Column) -> str:
-    keys = []
-    if column.name in table.primary_key:
-        keys.append("PK")
-    if any(column.name in fk.columns for fk in table.foreign_keys):
-        keys.append("FK")
-    if any(c.kind == "unique" and column.name in c.columns for c in table.constraints):
-        keys.append("UK")
-    return ", ".join(keys)
+def _keys(table: Table) -> dict[str, str]:
+    """``PK``/``FK``/``UK`` marks per column name."""
+    marks: dict[str, list[str]] = {}
+    for name in table.primary_key:
+        marks.setdefault(name, []).append("PK")
+    for name in dict.fromkeys(n for fk in table.foreign_keys for n in fk.columns):
+        marks.setdefault(name, []).append("FK")
+    for name in dict.fromkeys(n for c in table.constraints if c.kind == "unique" for n in c.columns):
+        marks.setdefault(name, []).append("UK")
+    return {name: ", ".join(kinds) for name, kinds in marks.items()}
 
 
 def _link(owner: TableName, fk: ForeignKey) -> str:
@@ -84,12 +92,13 @@ def render_dictionary(
     if partition_of is not None:
         lines.append(f"- {text['partition_of']}: `{partition_of.qualified}`")
     lines += ["", f"## {text['columns']}", "", "| " + " | ".join(text["header"]) + " |", "|" + "---|" * 7]
+    keys = _keys(table)
     for column in table.columns:
         enum = ""
         if column.enum_values is not None:
             enum = ", ".join(column.enum_values) + f" ({text['sources'][column.enum_source]})"
         cells = [
-            column.name, column.type, text["yes"] if column.nullable else text["no"], _keys(table, column),
+            column.name, column.type, text["yes"] if column.nullable else text["no"], keys.get(column.name, ""),
             column.comment or "", ", ".join(_code(v) for v in column.samples), enum,
         ]
         lines.append("| " + " | ".join(cell(c) for c in cells) + " |")

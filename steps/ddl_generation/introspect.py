@@ -22,8 +22,7 @@ _OTHER_KINDS = {"S": "a sequence", "i": "an index", "I": "an index", "c": "a com
 _CONSTRAINT_KINDS = {"p": "primary_key", "u": "unique", "c": "check", "x": "exclusion"}
 
 _RELATIONS_SQL = """
-SELECT r.ord, r.nspname, r.relname, c.oid, c.relkind, current_user,
-       obj_description(c.oid, 'pg_class'),
+SELECT r.ord, r.nspname, r.relname, c.oid, c.relkind, current_user, ds.description,
        CASE WHEN c.relkind = 'p' THEN (
            SELECT CASE WHEN bool_or(lc.reltuples >= 0) THEN sum(greatest(lc.reltuples, 0)) END
            FROM pg_partition_tree(c.oid) pt JOIN pg_class lc ON lc.oid = pt.relid WHERE pt.isleaf)
@@ -37,6 +36,7 @@ SELECT r.ord, r.nspname, r.relname, c.oid, c.relkind, current_user,
 FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS r(nspname, relname, ord)
 LEFT JOIN pg_namespace n ON n.nspname = r.nspname
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = r.relname
+LEFT JOIN pg_description ds ON ds.objoid = c.oid AND ds.classoid = 'pg_class'::regclass AND ds.objsubid = 0
 LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
 LEFT JOIN pg_class pc ON pc.oid = i.inhparent
 LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
@@ -46,14 +46,13 @@ ORDER BY r.ord
 """
 
 _COLUMNS_SQL = """
-SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END,
        a.attidentity, a.attgenerated,
        CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
        CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
             THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
-       col_description(a.attrelid, a.attnum),
-       a.atttypid, bt.typname, bt.typcategory,
+       ds.description, a.atttypid, bt.typname, bt.typcategory,
        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
@@ -61,17 +60,16 @@ JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+LEFT JOIN pg_description ds ON ds.objoid = a.attrelid AND ds.classoid = 'pg_class'::regclass
+                           AND ds.objsubid = a.attnum
 WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
-ORDER BY a.attrelid, a.attnum
 """
 
 _CONSTRAINTS_SQL = """
-SELECT con.conrelid, con.conname, con.contype,
-       ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
-             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord),
-       pg_get_constraintdef(con.oid), fn.nspname, fc.relname,
-       ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
-             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord),
+SELECT con.conrelid, con.conname, con.contype, con.conkey, pg_get_constraintdef(con.oid), fn.nspname, fc.relname,
+       CASE WHEN con.contype = 'f' THEN
+           ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+                 JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord) END,
        NOT con.conislocal
 FROM pg_constraint con
 LEFT JOIN pg_constraint parent ON parent.oid = con.conparentid
@@ -204,6 +202,7 @@ class Relation:
     partition_bound: str | None = None
     foreign_server: str | None = None
     populated: bool = True  # False for a materialized view never refreshed: it has no data to read
+    attnames: dict[int, str] = field(default_factory=dict)  # attnum -> column name
     depends_on: set[int] = field(default_factory=set)  # oids of relations a view reads
 
     @property
@@ -243,6 +242,7 @@ def introspect(conn: psycopg2.extensions.connection, tables: list[TableName]) ->
 
     with conn.cursor() as cur:
         cur.execute("SET LOCAL search_path = pg_catalog")
+        cur.execute("SET LOCAL work_mem = '64MB'")
         rows = fetch(_RELATIONS_SQL, [t.schema for t in tables], [t.name for t in tables])
         relations: dict[int, Relation] = {}
         failures: dict[TableName, str] = {}
@@ -278,7 +278,8 @@ def introspect(conn: psycopg2.extensions.connection, tables: list[TableName]) ->
                 )
         if relations:
             oids = list(relations)
-            _read_columns(fetch(_COLUMNS_SQL, oids), relations)
+            # Sorted here: sorting 20,000 wide rows server-side costs more than in Python.
+            _read_columns(sorted(fetch(_COLUMNS_SQL, oids), key=lambda row: (row[0], row[1])), relations)
             _read_constraints(fetch(_CONSTRAINTS_SQL, oids), relations)
             for relid, definition in fetch(_INDEXES_SQL, oids):
                 relations[relid].table.indexes.append(definition)
@@ -291,9 +292,10 @@ def introspect(conn: psycopg2.extensions.connection, tables: list[TableName]) ->
 
 
 def _read_columns(rows: list[tuple], relations: dict[int, Relation]) -> None:
-    for (relid, name, type_, notnull, default, identity, generated_kind, generated, collation, comment,
+    for (relid, attnum, name, type_, notnull, default, identity, generated_kind, generated, collation, comment,
          type_oid, base_type, category, typmod) in rows:
         rel = relations[relid]
+        rel.attnames[attnum] = name
         rel.table.columns.append(
             Column(
                 name=name, type=type_, nullable=not notnull, default=default,
@@ -309,8 +311,9 @@ def _read_columns(rows: list[tuple], relations: dict[int, Relation]) -> None:
 
 
 def _read_constraints(rows: list[tuple], relations: dict[int, Relation]) -> None:
-    for relid, name, contype, columns, definition, ref_schema, ref_table, ref_columns, inherited in rows:
+    for relid, name, contype, attnums, definition, ref_schema, ref_table, ref_columns, inherited in rows:
         rel = relations[relid]
+        columns = [rel.attnames[n] for n in attnums or []]
         if contype == "f":
             rel.table.foreign_keys.append(
                 ForeignKey(name=name, columns=list(columns), ref_schema=ref_schema, ref_table=ref_table,

@@ -6,12 +6,17 @@ back from ``manifest.json`` through ``Table.from_dict``). Names are stored exact
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 TableKind = Literal["table", "partitioned_table", "view", "materialized_view", "foreign_table"]
 EnumSource = Literal["enum_type", "check_constraint", "distinct_values"]
 CommentSource = Literal["database", "generated"]
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A flat dataclass's fields, with list values copied (they are lists of strings)."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in vars(obj).items()}
 
 
 @dataclass
@@ -75,7 +80,13 @@ class Table:
         return next((c for c in self.columns if c.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-ready data, equal to ``dataclasses.asdict`` but without its deep copies, which
+        dominated writing the manifest of 1,000 tables."""
+        data = _plain(self)
+        data["columns"] = [_plain(c) for c in self.columns]
+        data["constraints"] = [_plain(c) for c in self.constraints]
+        data["foreign_keys"] = [_plain(f) for f in self.foreign_keys]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Table":

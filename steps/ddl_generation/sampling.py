@@ -38,6 +38,9 @@ def read_only_session(conn: psycopg2.extensions.connection, settings: Settings) 
     conn.set_session(readonly=True, autocommit=False)
     with conn.cursor() as cur:
         cur.execute("SET statement_timeout = %s", (f"{int(settings.sample_statement_timeout * 1000)}ms",))
+        # Catalog queries over thousands of tables look costly to the planner; JIT compiling them
+        # costs more than running them.
+        cur.execute("SET jit = off")
     conn.commit()
 
 

@@ -8,6 +8,9 @@ behind ``--`` never contains a line break, so a hostile comment can never end th
 
 from __future__ import annotations
 
+import functools
+import re
+
 from dp.table_list import TableName, quote_ident
 
 # Keywords that are reserved, type/function-name or column-name keywords in PostgreSQL 12-18
@@ -30,8 +33,14 @@ _KEYWORDS = frozenset(
 )
 
 
+_PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+@functools.lru_cache(maxsize=65536)
 def ident(name: str) -> str:
     """An identifier as SQL text: bare when PostgreSQL reads it back unchanged, else double-quoted."""
+    if _PLAIN.fullmatch(name):
+        return f'"{name}"' if name in _KEYWORDS else name
     quoted = quote_ident(name)
     if quoted == name and name in _KEYWORDS:
         return f'"{name}"'
