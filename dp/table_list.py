@@ -15,8 +15,27 @@ from dataclasses import dataclass
 from typing import Iterable
 
 _UNQUOTED = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
+_SAFE_BARE = re.compile(r"[a-z_][a-z0-9_]*")  # what quote_ident() leaves unquoted
 _FILE_UNSAFE = re.compile(r'[\x00-\x1f/\\:*?"<>|%]')
 MAX_IDENTIFIER_BYTES = 63
+# Keywords PostgreSQL's quote_ident() quotes: every category but "unreserved" (pg_get_keywords(), PG 18).
+QUOTED_KEYWORDS = frozenset(
+    """
+    all analyse analyze and any array as asc asymmetric authorization between bigint binary bit
+    boolean both case cast char character check coalesce collate collation column concurrently
+    constraint create cross current_catalog current_date current_role current_schema
+    current_time current_timestamp current_user dec decimal default deferrable desc distinct do
+    else end except exists extract false fetch float for foreign freeze from full grant greatest
+    group grouping having ilike in initially inner inout int integer intersect interval into is
+    isnull join lateral leading least left like limit localtime localtimestamp national natural
+    nchar none normalize not notnull null nullif numeric offset on only or order out outer
+    overlaps overlay placing position precision primary real references returning right row
+    select session_user setof similar smallint some substring symmetric table tablesample then
+    time timestamp to trailing treat trim true union unique user using values varchar variadic
+    verbose when where window with xmlattributes xmlconcat xmlelement xmlexists xmlforest
+    xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable
+    """.split()
+)
 
 
 class TableListError(ValueError):
@@ -29,7 +48,7 @@ class TableListError(ValueError):
 
 def quote_ident(name: str) -> str:
     """Quote an identifier the way PostgreSQL's ``quote_ident`` does, for display and file headers."""
-    if _UNQUOTED.fullmatch(name) and name == _ascii_lower(name) and "$" not in name[:1]:
+    if _SAFE_BARE.fullmatch(name) and name not in QUOTED_KEYWORDS:
         return name
     return '"' + name.replace('"', '""') + '"'
 

@@ -71,3 +71,15 @@ def test_file_bases_are_unique_and_safe():
 def test_render_round_trips():
     tables = parse_table_list('film\n"Sales"."Order Lines"\nother.x')
     assert parse_table_list(render_table_list(tables)) == tables
+
+
+def test_quote_ident_matches_postgres(business_server_url):
+    from dp.database import connection
+    from dp.table_list import quote_ident
+
+    names = ["film", "Film", "order", "select", "user", "name", "type", "服务区", "a b", 'q"x', "_x", "x$y", "1abc"]
+    with connection(business_server_url) as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT quote_ident(n) FROM unnest(%s::text[]) AS n", (names,))
+        expected = [row[0] for row in cur.fetchall()]
+    assert [quote_ident(n) for n in names] == expected
