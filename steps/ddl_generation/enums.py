@@ -18,6 +18,8 @@ import psycopg2.extensions
 import sqlglot
 from psycopg2 import sql
 from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.tokens import TokenType
 
 from dp.settings import Settings
 from steps.ddl_generation.introspect import Relation
@@ -35,6 +37,7 @@ _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _INTEGER_TYPES = {"int2", "int4", "int8"}
 _LONGEST_CATEGORY_TYPE = 255  # varchar(n) longer than this holds prose, not categories
 _CLAUSE_SUFFIXES = ("NOT VALID", "NO INHERIT")
+_POSTGRES = Postgres()
 
 
 def _words(name: str) -> list[str]:
@@ -118,9 +121,82 @@ def check_constraint_values(definition: str) -> dict[str, list[str]]:
     return {column: list(values) for column, values in _listed_values(body)}
 
 
+_NAME = re.compile(r"[^\W\d][\w ]*")  # an identifier or a type name such as CHARACTER VARYING
+_PARENS = {TokenType.L_PAREN, TokenType.R_PAREN}
+_CONNECTIVES = {TokenType.AND, TokenType.OR, TokenType.NOT}
+
+
+def _is_word(token) -> bool:
+    return token.token_type in (TokenType.VAR, TokenType.IDENTIFIER) or bool(_NAME.fullmatch(token.text))
+
+
+def _cast_tail(tokens: list) -> bool:
+    """Nothing, or ``::type words`` (with ``[]`` for arrays), between parentheses."""
+    rest = [t for t in tokens if t.token_type not in _PARENS]
+    if not rest:
+        return True
+    return rest[0].token_type == TokenType.DCOLON and all(
+        _is_word(t) or t.token_type in (TokenType.L_BRACKET, TokenType.R_BRACKET) for t in rest[1:]
+    )
+
+
+def _one_literal(tokens: list) -> str | None:
+    """``'x'``, ``1``, ``(-3)`` or ``'x'::text``: the literal's text, else None."""
+    inner = [t for t in tokens if t.token_type not in _PARENS]
+    sign = ""
+    if inner and inner[0].token_type == TokenType.DASH:
+        sign, inner = "-", inner[1:]
+    if not inner or inner[0].token_type not in (TokenType.STRING, TokenType.NUMBER) or not _cast_tail(inner[1:]):
+        return None
+    if sign and inner[0].token_type != TokenType.NUMBER:
+        return None
+    return sign + inner[0].text
+
+
+def _canonical_any(body: str) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """The shape PostgreSQL prints for ``col IN (...)``: ``(col)::t = ANY ((ARRAY[...])::t[])``.
+
+    Read from sqlglot's tokens (a tenth of a full parse); anything else returns None and gets the
+    full parser.
+    """
+    try:
+        tokens = _POSTGRES.tokenize(body)
+    except sqlglot.errors.TokenError:
+        return None
+    kinds = [t.token_type for t in tokens]
+    if kinds.count(TokenType.EQ) != 1 or TokenType.L_BRACKET not in kinds or _CONNECTIVES.intersection(kinds):
+        return None
+    eq = kinds.index(TokenType.EQ)
+    left = [t for t in tokens[:eq] if t.token_type not in _PARENS]
+    if not left or not _is_word(left[0]) or not _cast_tail(left[1:]):
+        return None
+    opening = kinds.index(TokenType.L_BRACKET)
+    if [k for k in kinds[eq + 1 : opening] if k not in _PARENS] != [TokenType.ANY, TokenType.ARRAY]:
+        return None
+    closing = kinds.index(TokenType.R_BRACKET, opening)
+    if not _cast_tail(tokens[closing + 1 :]):
+        return None
+    items: list[list] = [[]]
+    for token in tokens[opening + 1 : closing]:
+        if token.token_type == TokenType.COMMA:
+            items.append([])
+        else:
+            items[-1].append(token)
+    values = [_one_literal(item) for item in items]
+    if any(v is None for v in values):
+        return None
+    return ((left[0].text, tuple(dict.fromkeys(values))),)
+
+
 @functools.lru_cache(maxsize=4096)
 def _listed_values(body: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Parsed once per distinct text: schemas repeat the same CHECK on many tables."""
+    fast = _canonical_any(body)
+    return fast if fast is not None else _parsed_values(body)
+
+
+def _parsed_values(body: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The general case, from sqlglot's syntax tree."""
     try:
         tree = sqlglot.parse_one(body, read="postgres")
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
@@ -185,7 +261,7 @@ def _probe(conn, relation: Relation, names: list[str], settings: Settings) -> di
     ]
     found: dict[str, list[str]] = {name: [] for name in names}
     try:
-        with conn, conn.cursor() as cur:
+        with conn.cursor() as cur:
             cur.execute(sql.SQL(" UNION ALL ").join(parts))
             for i, value in cur.fetchall():
                 found[names[i]].append(value)

@@ -1,6 +1,6 @@
 """Reads a few rows of a table to show what its columns hold, without ever writing or running long.
 
-One query per table, in a read-only transaction under a statement timeout (see ``read_only_session``).
+One query per table, read-only and under a statement timeout (see ``read_only_session``).
 Tables whose planner estimate exceeds ``sample_tablesample_rows`` are read through
 ``TABLESAMPLE SYSTEM`` so the query touches a few blocks instead of scanning from the start. Binary
 columns are skipped, values are cast to text server-side and cut to ``sample_text_max`` characters;
@@ -33,9 +33,14 @@ class SampleRows:
     values: dict[str, list[str]] = field(default_factory=dict)
 
 
-def read_only_session(conn: psycopg2.extensions.connection, settings: Settings) -> None:
-    """Make every later transaction on ``conn`` read-only and bounded by the statement timeout."""
-    conn.set_session(readonly=True, autocommit=False)
+def read_only_session(conn: psycopg2.extensions.connection, settings: Settings, *, autocommit: bool = True) -> None:
+    """Make every later transaction on ``conn`` read-only and bounded by the statement timeout.
+
+    With ``autocommit`` each statement is its own read-only transaction (one round trip instead of
+    three for BEGIN, query, COMMIT); without it the caller's ``with conn:`` block is one transaction,
+    as introspection needs for a single snapshot of the catalog.
+    """
+    conn.set_session(readonly=True, autocommit=autocommit)
     with conn.cursor() as cur:
         cur.execute("SET statement_timeout = %s", (f"{int(settings.sample_statement_timeout * 1000)}ms",))
         # Catalog queries over thousands of tables look costly to the planner; JIT compiling them
@@ -75,7 +80,7 @@ def sample_table(conn: psycopg2.extensions.connection, relation: Relation, setti
     base = sql.SQL("SELECT {} FROM {}").format(select_list, table_identifier(relation))
     sampled = tablesample_clause(relation, settings, settings.sample_rows * 10)
     first_rows = sql.SQL("{} LIMIT {}").format(base, sql.Literal(settings.sample_rows))
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         rows: list[tuple] = []
         if sampled is not None:
             cur.execute(sql.SQL("{}{} LIMIT {}").format(base, sampled, sql.Literal(settings.sample_rows)))

@@ -160,7 +160,7 @@ def run_ddl_generation(*, db_url: str, tables: list[TableName], output_dir: Path
     language = choose_language(business_context, settings.comment_language)
     try:
         with connection(db_url) as conn:
-            read_only_session(conn, settings)
+            read_only_session(conn, settings, autocommit=False)
             with conn:
                 found = introspect(conn, tables)
     except psycopg2.Error as exc:

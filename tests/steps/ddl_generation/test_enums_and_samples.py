@@ -109,3 +109,27 @@ def test_sampling_connections_are_read_only(scratch_db):
             cur.execute("INSERT INTO t VALUES (1)")
         with pytest.raises(psycopg2.errors.QueryCanceled), conn, conn.cursor() as cur:
             cur.execute("SELECT pg_sleep(5)")
+
+
+@pytest.mark.parametrize(
+    ("definition", "fast"),
+    [
+        ("CHECK (((status)::text = ANY ((ARRAY['a'::character varying, 'b''c'::character varying])::text[])))", True),
+        ("CHECK ((VALUE = ANY (ARRAY['x'::text, 'y'::text])))", True),
+        ("CHECK ((level = ANY (ARRAY[1, 2, '-3'::integer, (-4)])))", True),
+        ('CHECK (("状态" = ANY (ARRAY[\'开\'::text, \'关\'::text])))', True),
+        ("CHECK ((((a)::text = ANY ((ARRAY['x'::character varying])::text[])) OR flag))", False),
+        ("CHECK ((((a)::text = ANY ((ARRAY['x'::character varying])::text[])) AND (b > 0)))", False),
+        ("CHECK ((a = ANY (ARRAY[b, 'y'::text])))", False),
+        ("CHECK ((a <> ALL (ARRAY['x'::text])))", False),
+    ],
+)
+def test_token_fast_path_agrees_with_the_parser(definition, fast):
+    """PostgreSQL's canonical ``= ANY (ARRAY[...])`` is read from tokens; the answer must not change."""
+    from steps.ddl_generation.enums import _canonical_any, _parsed_values
+
+    body = definition[len("CHECK "):]
+    found = _canonical_any(body)
+    assert (found is not None) == fast
+    if fast:
+        assert found == _parsed_values(body)

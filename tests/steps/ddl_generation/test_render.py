@@ -12,7 +12,7 @@ from tests.steps.ddl_generation.conftest import execute, run_step
 def test_identifiers_and_literals():
     assert ident("film") == "film"
     assert ident("order") == '"order"' and ident("user") == '"user"'
-    assert ident("Film") == '"Film"' and ident('a"b') == '"a""b"' and ident("服务区") == "服务区"
+    assert ident("Film") == '"Film"' and ident('a"b') == '"a""b"' and ident("服务区") == '"服务区"' and ident("json_table") == '"json_table"'
     assert literal("it's") == "'it''s'"
     assert one_line("a\r\nb\u2028c  d") == "a b c d"
     assert dollar_quote("x $dp$ y") == "$dp1$x $dp$ y$dp1$"

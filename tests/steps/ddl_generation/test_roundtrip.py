@@ -129,10 +129,10 @@ def test_identifiers_comments_and_cycles_round_trip(scratch_db, business_server_
     assert lines.column("code").enum_source == "check_constraint"  # from the domain
     assert (run.output_dir / "运营__服务区.ddl").exists() and (run.output_dir / "Sales__Order Lines_detail.md").exists()
     ddl = (run.output_dir / "运营__服务区.ddl").read_text()
-    assert ddl.startswith("-- 运营.服务区: 高速公路服务区 | 含'引号'和 换行 -- 不是注释结尾\n")
-    assert 'CREATE TABLE 运营.服务区 (' in ddl and "    名称 character varying(50) NOT NULL, -- 服务区名称（官方）" in ddl
+    assert ddl.startswith('-- "运营"."服务区": 高速公路服务区 | 含\'引号\'和 换行 -- 不是注释结尾\n')
+    assert 'CREATE TABLE "运营"."服务区" (' in ddl and '    "名称" character varying(50) NOT NULL, -- 服务区名称（官方）' in ddl
     markdown = (run.output_dir / "运营__服务区_detail.md").read_text()
-    assert markdown.startswith("# 运营.服务区：高速公路服务区 | 含'引号'和 换行 -- 不是注释结尾\n")
+    assert markdown.startswith('# "运营"."服务区"：高速公路服务区 | 含\'引号\'和 换行 -- 不是注释结尾\n')
     assert "## 字段" in markdown and "| 状态 | text | 是 |  | 营业\\|关闭 |" in markdown
 
     target = scratch_db.rsplit("/", 1)[0] + "/" + scratch_db.rsplit("/", 1)[1] + "_copy"
@@ -145,7 +145,7 @@ def test_identifiers_comments_and_cycles_round_trip(scratch_db, business_server_
     # A key to a table left out of the list stays a comment; the file is still valid on its own.
     run = run_step(scratch_db, tables[3:], tmp_path / "partial")
     outside = (run.output_dir / "outside_ref.ddl").read_text()
-    assert "-- references 运营.服务区 (not in the table list): FOREIGN KEY (sa)" in outside
+    assert '-- references "运营"."服务区" (not in the table list): FOREIGN KEY (sa)' in outside
     assert "ALTER TABLE public.outside_ref ADD CONSTRAINT" not in outside
 
 
