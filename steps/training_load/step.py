@@ -130,6 +130,15 @@ def _load(
     )
     timings["write_s"] = round(time.monotonic() - write_started, 3)
     log.info("vector store updated: %s", written.counts)
+    with conn, conn.cursor() as cur:
+        mixed = store.other_models(cur, layout, embedder.model_id)
+    if mixed:
+        log.warning(
+            "the vector store also holds vectors of %s (other tasks); Vanna searches a collection across all "
+            "rows, so load those tasks again with %s or truncate the store",
+            ", ".join(mixed),
+            embedder.model_id,
+        )
 
     check_started = time.monotonic()
     wanted = fingerprint(layout, collected.items)
@@ -155,6 +164,7 @@ def _load(
         "retrieval": {key: value for key, value in check.items() if key != "recall_at_k"},
         "backup": written.backup,
         "truncated_rows": written.truncated_rows,
+        "other_embedding_models": mixed,
         "timings": timings,
     }
 

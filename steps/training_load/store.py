@@ -157,6 +157,18 @@ def task_rows(cur: psycopg2.extensions.cursor, layout: Layout, task_id: str) -> 
     return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
 
 
+def other_models(cur: psycopg2.extensions.cursor, layout: Layout, model_id: str) -> list[str]:
+    """Embedding models of rows (any task) other than ``model_id``: Vanna cannot search across them."""
+    cur.execute(
+        sql.SQL(
+            "SELECT DISTINCT cmetadata->>'embedding_model' FROM {} WHERE cmetadata ? 'embedding_model'"
+            " AND cmetadata->>'embedding_model' <> %s ORDER BY 1"
+        ).format(sql.Identifier(layout.embedding_table)),
+        (model_id,),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
 def truncate(cur: psycopg2.extensions.cursor, layout: Layout) -> int:
     """Empty the embedding table (collections stay); returns the rows it held."""
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(layout.embedding_table)))

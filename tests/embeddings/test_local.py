@@ -84,3 +84,12 @@ def test_a_missing_model_package_names_the_install_command(monkeypatch):
 def test_pinned_hashes_are_the_installed_files():
     for name, path in local._model_files().items():
         assert hashlib.sha256(path.read_bytes()).hexdigest() == local.PINNED_SHA256[name]
+
+
+def test_mostly_unknown_text_earns_one_warning(caplog):
+    embedder = LocalEmbedder()
+    embedder.embed(["How many films were rented?"])
+    assert "does not know" not in caplog.text
+    embedder.embed(["高速公路服务区营业额", "电影租金最高"])
+    embedder.embed(["高速公路服务区营业额"])
+    assert caplog.text.count("does not know") == 1 and "DP_EMBEDDING_PROVIDER=openai" in caplog.text

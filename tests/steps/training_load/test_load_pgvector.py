@@ -3,6 +3,7 @@ import json
 import pytest
 
 from dp.database import connection
+from dp.settings import get_settings
 from steps.errors import StepFailed
 from steps.training_load.backup import restore_vector_backup
 from steps.training_load.step import run_training_load
@@ -156,19 +157,20 @@ def test_an_unreachable_store_fails_the_step_without_the_password(tmp_path):
     assert "sekret" not in str(caught.value)
 
 
-def test_embeddings_through_an_openai_compatible_endpoint(tmp_path, pgvector_url, fake_openai, monkeypatch):
+def test_embeddings_through_an_openai_compatible_endpoint(tmp_path, fresh_pgvector_url, fake_openai, monkeypatch, caplog):
+    load(write_task_files(tmp_path / "local", pairs=PAIRS[:1]), "task_local", fresh_pgvector_url)
     monkeypatch.setenv("DP_EMBEDDING_PROVIDER", "openai")
     monkeypatch.setenv("DP_EMBEDDING_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("DP_EMBEDDING_BATCH_SIZE", "5")
-    from dp.settings import get_settings
-
     get_settings.cache_clear()
     fake_openai.fail_next(1, 503, retry_after=0.01)
-    result = load(write_task_files(tmp_path / "task"), "task_openai", pgvector_url)
+    result = load(write_task_files(tmp_path / "task"), "task_openai", fresh_pgvector_url)
 
     assert result["embedding"] == {"model": "openai:text-embedding-3-small", "dimension": 384, "embedded": 12}
     embedding_requests = [r for r in fake_openai.requests if r["path"].endswith("/embeddings")]
     assert all(len(r["input"]) <= 5 for r in embedding_requests)
-    stored = task_rows(pgvector_url, "task_openai")
+    stored = task_rows(fresh_pgvector_url, "task_openai")
     assert len(stored) == 12 and {r[2]["embedding_model"] for r in stored} == {"openai:text-embedding-3-small"}
     assert result["recall_at_k"]["sql"]["10"] == 1.0
+    assert result["other_embedding_models"] == ["all-MiniLM-L6-v2-int8"]
+    assert "Vanna searches a collection across all rows" in caplog.text
