@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg2
+import sqlglot.tokenizer_core
 from psycopg2.pool import ThreadedConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dp.database import connection  # noqa: E402
 from dp.sample_databases import load_sample_database  # noqa: E402
 from dp.settings import Settings  # noqa: E402
+from steps.sql_validation.guard import GuardRejected, guard_sql  # noqa: E402
 from steps.sql_validation.step import run_sql_validation  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -164,6 +166,17 @@ def ours(url: str, queries: list[str], concurrency: int, execute: bool) -> tuple
         return time.perf_counter() - started, result
 
 
+def guard_cost_ms(queries: list[str]) -> float:
+    """Single-threaded milliseconds the guard spends per statement (pure CPU, under the GIL)."""
+    started = time.perf_counter()
+    for sql in queries:
+        try:
+            guard_sql(sql)
+        except GuardRejected:
+            pass
+    return (time.perf_counter() - started) * 1000 / len(queries)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=2000)
@@ -175,7 +188,10 @@ def main() -> None:
 
     url = load_sample_database("pagila", ADMIN_URL)
     queries = generate_queries(url, args.pairs)
+    compiled = not getattr(sqlglot.tokenizer_core, "__file__", ".py").endswith(".py")
     print(f"{len(queries)} pairs over pagila, concurrency {args.concurrency} (threads = pool size), best of {args.repeat}")
+    print(f"guard: {guard_cost_ms(queries):.2f} ms per statement, sqlglot {sqlglot.__version__} "
+          f"({'compiled, sqlglotc' if compiled else 'pure Python'})")
     for execute in (False, True):
         ours_best, plain_best, result = float("inf"), float("inf"), {}
         for _ in range(args.repeat):

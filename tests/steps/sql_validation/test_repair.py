@@ -9,7 +9,9 @@ import pytest
 
 from dp.database import connection
 from steps.errors import StepFailed
+from steps.sql_validation.pair_check import PairChecker
 from steps.sql_validation.step import run_sql_validation
+from steps.sql_validation.validator import QueryValidator
 from tests.fakes.openai_server import last_user_message
 from tests.steps.sql_validation.conftest import fingerprint, write_pairs, write_step1_outputs
 
@@ -178,3 +180,18 @@ def test_an_llm_reply_without_sql_is_a_failed_repair(pagila_task, pagila_url, us
     assert pairs[0]["status"] == "invalid"
     assert pairs[0]["repairs"] == [{"sql": None, "error": pairs[0]["repairs"][0]["error"]}]
     assert "repair failed" in pairs[0]["repairs"][0]["error"]
+
+
+class ExplodingRepairer:
+    """A repairer with a bug: every call raises."""
+
+    def repair(self, request):
+        raise RuntimeError("bug in a repairer")
+
+
+def test_a_pair_that_hits_a_bug_is_kept_and_the_others_go_on(pagila_url):
+    entries = [{"question": "a", "sql": "SELECT titel FROM film"}, {"question": "b", "sql": "SELECT title FROM film"}]
+    with QueryValidator(pagila_url, timeout_ms=2000, concurrency=2) as validator:
+        results = PairChecker(validator, ExplodingRepairer(), max_rounds=2).check_all(entries, workers=2)
+    assert [r.status for r in results] == ["skipped", "valid"]
+    assert "bug in a repairer" in results[0].error
