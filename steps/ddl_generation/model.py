@@ -14,9 +14,13 @@ EnumSource = Literal["enum_type", "check_constraint", "distinct_values"]
 CommentSource = Literal["database", "generated"]
 
 
-def _plain(obj: Any) -> dict[str, Any]:
-    """A flat dataclass's fields, with list values copied (they are lists of strings)."""
-    return {k: list(v) if isinstance(v, list) else v for k, v in vars(obj).items()}
+def _plain(obj: Any, *list_fields: str) -> dict[str, Any]:
+    """A flat dataclass's fields, with its list fields (lists of strings) copied."""
+    data = dict(vars(obj))
+    for name in list_fields:
+        if data[name] is not None:
+            data[name] = list(data[name])
+    return data
 
 
 @dataclass
@@ -82,10 +86,10 @@ class Table:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, equal to ``dataclasses.asdict`` but without its deep copies, which
         dominated writing the manifest of 1,000 tables."""
-        data = _plain(self)
-        data["columns"] = [_plain(c) for c in self.columns]
-        data["constraints"] = [_plain(c) for c in self.constraints]
-        data["foreign_keys"] = [_plain(f) for f in self.foreign_keys]
+        data = _plain(self, "indexes")
+        data["columns"] = [_plain(c, "samples", "enum_values") for c in self.columns]
+        data["constraints"] = [_plain(c, "columns") for c in self.constraints]
+        data["foreign_keys"] = [_plain(f, "columns", "ref_columns") for f in self.foreign_keys]
         return data
 
     @classmethod
