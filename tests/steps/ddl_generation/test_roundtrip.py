@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -201,3 +202,35 @@ def test_round_trip_on_postgresql_18(embedded_url, tmp_path):
     finally:
         execute(embedded_url, f'DROP DATABASE IF EXISTS "dp_pg18_{suffix}" WITH (FORCE)')
         execute(embedded_url, f'DROP DATABASE IF EXISTS "dp_pg18c_{suffix}" WITH (FORCE)')
+
+
+def test_llm_failure_fails_that_table_only(chinook_url, tmp_path, fake_openai):
+    from tests.fakes.openai_server import FakeError, comment_reply, last_user_message
+
+    def handler(body):
+        text = last_user_message(body)
+        if json.loads(text[text.index("{") : text.rindex("}") + 1])["table"].endswith("album"):
+            raise FakeError(400, message="model refuses")
+        return comment_reply(body)
+
+    fake_openai.chat_handler = handler
+    tables = [TableName("public", "artist"), TableName("public", "album")]
+    run = run_step(
+        chinook_url, tables, tmp_path / "out", llm_provider="openai", llm_base_url=fake_openai.base_url,
+        llm_api_key="test-key", llm_max_retries=0,
+    )
+    assert [f["table"] for f in run.result["failed"]] == ["public.album"]
+    assert "comments for public.album could not be generated" in run.result["failed"][0]["reason"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["artist.ddl", "artist_detail.md", "manifest.json"]
+    artist = load_manifest(tmp_path / "out").tables[0]
+    assert artist.column("name").comment == "name comment" and artist.column("name").comment_source == "generated"
+    assert "COMMENT ON COLUMN public.artist.name IS 'name comment';" in (tmp_path / "out" / "artist.ddl").read_text()
+
+
+def test_connection_failure_masks_the_password(tmp_path):
+    from steps.errors import StepFailed
+
+    with pytest.raises(StepFailed) as failure:
+        run_step("postgresql://someone:s3cret-pw@127.0.0.1:1/nodb", [TableName("public", "t")], tmp_path / "out")
+    assert "s3cret-pw" not in str(failure.value) and "someone:***@127.0.0.1:1/nodb" in str(failure.value)
+    assert not (tmp_path / "out").exists()
