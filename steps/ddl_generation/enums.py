@@ -2,9 +2,10 @@
 
 Evidence, strongest first: the column's type is an enum (``enum_type``, labels in pg_enum order); a
 CHECK constraint of the table or of the column's domain allows only listed values
-(``check_constraint``, parsed with sqlglot, never with regular expressions); or a probe of the data
-finds at most ``enum_max_values`` distinct values (``distinct_values``). Probes run only on columns
-whose name, type or samples suggest categories, all of one table's probes in one UNION ALL query.
+(``check_constraint``, read from sqlglot's tokens or syntax tree, never with regular expressions); or
+a probe of the data finds at most ``enum_max_values`` distinct values (``distinct_values``). Probes
+run only on columns whose name, type or samples suggest categories, never on a table known to be
+empty, all of one table's probes in one UNION ALL query.
 """
 
 from __future__ import annotations
@@ -271,6 +272,20 @@ def _probe(conn, relation: Relation, names: list[str], settings: Settings) -> di
     return found
 
 
+def _known_empty(conn: psycopg2.extensions.connection, relation: Relation, samples: SampleRows) -> bool:
+    """Nothing to probe: the sample read no row, or (sampling off) the planner saw the table empty.
+
+    From PostgreSQL 14 on, reltuples is -1 until a table is first analysed, so an estimate of 0
+    means VACUUM, ANALYZE or CREATE INDEX found it empty; before 14 it may mean "never analysed".
+    """
+    if samples.read:
+        return samples.rows == 0
+    return (
+        relation.table.kind in ("table", "partitioned_table", "materialized_view")
+        and relation.table.row_estimate == 0 and conn.server_version >= 140000
+    )
+
+
 def detect_enums(conn: psycopg2.extensions.connection, relation: Relation, samples: SampleRows,
                  settings: Settings) -> list[str]:
     """Set ``enum_values``/``enum_source`` on the table's columns; returns the enum columns' names."""
@@ -289,9 +304,8 @@ def detect_enums(conn: psycopg2.extensions.connection, relation: Relation, sampl
             if values:
                 _set_checked(column, values)
     keyed = _keyed_columns(relation)
-    candidates = [
-        c.name for c in table.columns if relation.populated and _is_probe_candidate(relation, c, samples, keyed)
-    ]
+    probe = relation.populated and not _known_empty(conn, relation, samples)
+    candidates = [c.name for c in table.columns if probe and _is_probe_candidate(relation, c, samples, keyed)]
     if candidates:
         for name, values in _probe(conn, relation, candidates, settings).items():
             # One value tells nothing about categories (an unused or constant column).

@@ -31,6 +31,7 @@ class SampleRows:
 
     rows: int = 0
     values: dict[str, list[str]] = field(default_factory=dict)
+    read: bool = False  # the table was actually read (sampling on, something to read)
 
 
 def read_only_session(conn: psycopg2.extensions.connection, settings: Settings, *, autocommit: bool = True) -> None:
@@ -89,7 +90,7 @@ def sample_table(conn: psycopg2.extensions.connection, relation: Relation, setti
             # Small tables, views, or a SYSTEM sample that came back short (it picks whole blocks).
             cur.execute(first_rows)
             rows = cur.fetchall()
-    result = SampleRows(rows=len(rows), values={name: [] for name in columns})
+    result = SampleRows(rows=len(rows), values={name: [] for name in columns}, read=True)
     for row in rows:
         for name, value in zip(columns, row):
             if value is not None:

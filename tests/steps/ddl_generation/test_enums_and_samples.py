@@ -133,3 +133,19 @@ def test_token_fast_path_agrees_with_the_parser(definition, fast):
     assert (found is not None) == fast
     if fast:
         assert found == _parsed_values(body)
+
+
+def test_tables_known_to_be_empty_are_not_probed(scratch_db, tmp_path):
+    def scans() -> int:
+        with connection(scratch_db) as conn, conn.cursor() as cur:
+            cur.execute("SELECT coalesce(seq_scan, 0) FROM pg_stat_user_tables WHERE relname = 'orders'")
+            return cur.fetchone()[0]
+
+    execute(scratch_db, "CREATE TABLE orders (id int, order_status text); ANALYZE orders")
+    table = [TableName("public", "orders")]
+    run_step(scratch_db, table, tmp_path / "empty", sample_rows=0)  # planner: analysed, 0 rows
+    assert scans() == 0
+    execute(scratch_db, "INSERT INTO orders SELECT i, 'new' FROM generate_series(1, 60) i; ANALYZE orders")
+    run = run_step(scratch_db, table, tmp_path / "filled", sample_rows=0)
+    assert scans() == 1  # one probe query for the name-hinted column
+    assert run.result["enum_columns"] == 0  # one distinct value is no category list
