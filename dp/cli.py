@@ -66,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load the built-in highway service-area database and run the pipeline on it",
                           description="Load the demo business database into the embedded PostgreSQL and run all four steps on it.")
     _add_run_options(demo)
+
+    sub.add_parser("up", help="start the local stack: Prefect server on PostgreSQL, deployments, a worker",
+                   description="Start the Prefect server (on the service PostgreSQL), apply the work pool, deployments "
+                   "and zombie-run automation, start a worker, and the mirror and REST service when installed; "
+                   "Ctrl-C or SIGTERM stops them all.")
+    for name, help_text, description in (
+        ("deploy", "apply the work pool, deployments (prefect.yaml) and zombie-run automation to a Prefect server",
+         "Apply the work pool, the deployments of prefect.yaml and the zombie-run automation; safe to repeat."),
+        ("worker", "start a worker on this machine for the data-pipeline work pool",
+         "Start a worker polling the data-pipeline work pool, with heartbeats on and flow runs starting in this checkout."),
+    ):
+        p = sub.add_parser(name, help=help_text, description=description)
+        p.add_argument("--api-url", metavar="URL",
+                       help="Prefect API, e.g. http://prefect-host:4200/api (default: PREFECT_API_URL, else DP_PREFECT_HOST:DP_PREFECT_PORT)")
     return parser
 
 
@@ -159,6 +173,40 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _run_flow(args, db_url, demo_table_list(), DEMO_BUSINESS_CONTEXT)
 
 
+def _api_url_arg(args: argparse.Namespace) -> str:
+    if args.api_url and not args.api_url.startswith(("http://", "https://")):
+        raise UsageError(f"--api-url must be an http(s) URL such as http://host:4200/api (got {args.api_url!r})")
+    from deployments.stack import resolve_api_url
+
+    return resolve_api_url(args.api_url, get_settings())
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from deployments.stack import run_stack
+
+    return run_stack(get_settings())
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from deployments.setup import apply_setup
+    from deployments.supervisor import StackError
+
+    url = _api_url_arg(args)
+    try:
+        applied = apply_setup(get_settings(), url)
+    except StackError as exc:
+        print(f"data-pipeline deploy: {exc}", file=sys.stderr)
+        return 1
+    print(f"Applied to {url}: work pool, deployments {', '.join(sorted(applied.deployment_ids))}, zombie-run automation")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from deployments.stack import run_worker
+
+    return run_worker(get_settings(), _api_url_arg(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -166,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return {"run": _cmd_run, "demo": _cmd_demo}[args.command](args)
+        return {"run": _cmd_run, "demo": _cmd_demo, "up": _cmd_up, "deploy": _cmd_deploy, "worker": _cmd_worker}[args.command](args)
     except UsageError as exc:
         print(f"data-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -144,6 +144,38 @@ class Settings(BaseSettings):
         default=30, ge=1, description="Finished (completed/failed/cancelled) tasks are deleted this many days after they ended."
     )
 
+    # --- Prefect stack: server, deployments, workers (deployments/) ----------------------------
+    prefect_host: str = Field(
+        default="127.0.0.1", description="Address the Prefect server of `data-pipeline up` listens on (loopback by default)."
+    )
+    prefect_port: int = Field(
+        default=4200, ge=1, le=65535, description="Its port: UI at http://<host>:<port>, API at http://<host>:<port>/api."
+    )
+    prefect_database: str = Field(
+        default="prefect", description="Database of Prefect's own tables, on the service database server (created when missing)."
+    )
+    deployment_concurrency: int = Field(
+        default=1, ge=1, description="Flow runs of one deployment at a time; further runs wait in Prefect's queue (ENQUEUE)."
+    )
+    heartbeat_seconds: int = Field(
+        default=30, ge=30, description="Seconds between the heartbeats of a flow run on a worker (PREFECT_FLOWS_HEARTBEAT_FREQUENCY)."
+    )
+    zombie_after_seconds: int = Field(
+        default=90, ge=60, description="A running flow run silent this long (no heartbeat, no state change) is marked Crashed."
+    )
+    repo_dir: Path | None = Field(
+        default=None, description="data-pipeline checkout flow runs start in on a worker machine (unset: the one this code runs from)."
+    )
+    nightly_dir: Path | None = Field(
+        default=None, description="Task directory of the scheduled nightly refresh, holding its table_list.txt (default <output root>/nightly)."
+    )
+    stack_start_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds `data-pipeline up` waits for the Prefect server, and for `prefect deploy`."
+    )
+    stack_stop_timeout: float = Field(
+        default=20.0, gt=0, description="Seconds a part of the stack gets to stop before it is killed."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -22,7 +22,7 @@ from dp.database import connection
 from dp.sample_databases import load_sample_database, with_database
 from dp.settings import get_settings
 
-pytest_plugins = ["tests.fakes.openai_server"]
+pytest_plugins = ["tests.fakes.openai_server", "tests.prefect_stack"]
 
 LOCAL_URL = os.environ.get("DP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SESSION_DATA_DIR = Path(os.environ.get("DP_TEST_DATA_DIR", "/tmp/dp-test-data"))
