@@ -1,0 +1,50 @@
+"""Removing what a deleted task leaves outside the tracking tables: its directory and its Secret block.
+
+``DELETE /tasks/{id}`` and the scheduled retention flow (flows/retention.py) both end here, so a
+task removed by either leaves nothing behind. Retention takes the tasks ``store.cleanup_old_tasks``
+deleted (completed, failed or cancelled, ended more than DP_RETENTION_DAYS ago); a directory that
+cannot be removed safely (outside the output root, a symbolic link) is reported and kept.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import psycopg2.extensions
+
+from dp.settings import Settings
+from service import store
+from service.api.files import UnsafePath, remove_task_directory, stored_task_directory
+from service.api.runs import PrefectRuns
+
+log = logging.getLogger(__name__)
+
+
+def remove_task_files(settings: Settings, task_id: str, output_directory: str | None) -> dict:
+    """Remove the task's directory; ``{"removed", "files", "bytes"}``."""
+    return remove_task_directory(settings, stored_task_directory(settings, task_id, output_directory))
+
+
+def remove_leftovers(settings: Settings, runs: PrefectRuns, task_id: str, output_directory: str | None) -> dict:
+    """Directory and Secret block of a task whose rows are gone (or going)."""
+    removed = remove_task_files(settings, task_id, output_directory)
+    return {**removed, "secret_removed": runs.forget_connection(task_id)}
+
+
+def sweep_expired_tasks(conn: psycopg2.extensions.connection, runs: PrefectRuns, settings: Settings,
+                        days: int | None = None) -> list[dict]:
+    """Delete finished tasks older than ``days`` (default DP_RETENTION_DAYS) with their files and secrets."""
+    days = settings.retention_days if days is None else days
+    with conn:
+        expired = store.cleanup_old_tasks(conn, days=days)
+    report = []
+    for task in expired:
+        try:
+            outcome = remove_leftovers(settings, runs, task["task_id"], task["output_directory"])
+        except (UnsafePath, OSError, httpx.HTTPError) as exc:
+            log.warning("task %s: rows deleted, files or secret kept: %s", task["task_id"], exc)
+            outcome = {"removed": False, "error": str(exc)}
+        log.info("retention: deleted task %s (%s)", task["task_id"], outcome)
+        report.append({"task_id": task["task_id"], **outcome})
+    return report

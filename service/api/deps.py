@@ -1,0 +1,71 @@
+"""Dependencies of the routes, as ``Annotated`` aliases: the connection, settings, Prefect, task id, API key.
+
+The app's lifespan puts the settings, the connection pool and the Prefect client on ``app.state``;
+these aliases hand them to routes. ``TaskId`` is checked against the task-id pattern before a route
+body runs, so no unchecked id ever reaches the file system or a query. ``require_api_key`` guards
+every router but health when ``DP_API_KEY`` is set (``X-API-Key`` header or ``Authorization:
+Bearer``), compared in constant time.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Iterator
+
+import psycopg2.extensions
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from dp.settings import Settings
+from dp.task_ids import InvalidTaskId, validate_task_id
+from service.api.errors import ApiError, bad_request
+from service.api.pool import ConnectionPool
+from service.api.runs import PrefectRuns
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the DP_API_KEY value")
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <DP_API_KEY>")
+
+
+async def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def _pool(request: Request) -> ConnectionPool:
+    return request.app.state.pool
+
+
+async def _runs(request: Request) -> PrefectRuns:
+    return request.app.state.runs
+
+
+def _connection(pool: Annotated[ConnectionPool, Depends(_pool)]) -> Iterator[psycopg2.extensions.connection]:
+    with pool.connection() as conn:
+        yield conn
+
+
+async def _task_id(task_id: Annotated[str, Path(description="task_YYYYMMDD_HHMMSS_xxxx", max_length=200)]) -> str:
+    try:
+        return validate_task_id(task_id)
+    except InvalidTaskId as exc:
+        raise bad_request(str(exc), invalid={"task_id": str(exc)}) from None
+
+
+async def require_api_key(
+    request: Request,
+    header_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
+    expected = request.app.state.settings.api_key
+    if expected is None:
+        return
+    given = header_key or (bearer.credentials if bearer else None)
+    if given is None or not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise ApiError(401, "missing or wrong API key: send it as X-API-Key or Authorization: Bearer <key>",
+                       "unauthorized")
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PoolDep = Annotated[ConnectionPool, Depends(_pool)]
+ConnDep = Annotated[psycopg2.extensions.connection, Depends(_connection)]
+RunsDep = Annotated[PrefectRuns, Depends(_runs)]
+TaskId = Annotated[str, Depends(_task_id)]

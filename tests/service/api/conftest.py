@@ -1,0 +1,174 @@
+"""Fixtures for the REST API tests: a real service database, the real Prefect stack, the real app.
+
+* ``api_db_url``: a migrated database on the session's embedded PostgreSQL 18, shared by these
+  tests; ``api_conn`` empties its tracking tables first and is a connection to it.
+* ``make_client(**settings)``: a TestClient on ``create_app`` (lifespan run: pool, migrations, one
+  Prefect client on the session's stack), output root under the test's tmp dir. Every answer is
+  checked: an envelope whose ``code`` is the status, and never a 500.
+* ``live_api``: ``data-pipeline serve`` (uvicorn) and ``data-pipeline mirror`` as processes on the
+  stack's worker environment, for runs end to end; their logs are kept to check them for secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from dp.database import connection
+from dp.sample_databases import with_database
+from dp.settings import Settings
+from service import store
+from service.api.main import create_app
+from service.api.routes import PREFIX
+from service.migrate import migrate
+from tests.prefect_stack import free_port
+
+PASSWORD = "Api-Secret-pw-7"
+
+
+def with_password(url: str) -> str:
+    """The URL with PASSWORD as its password (the local test server trusts every login)."""
+    assert "postgres@" in url, url
+    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
+
+
+def check_answer(response: httpx.Response) -> None:
+    assert response.status_code != 500, f"{response.request.method} {response.request.url} answered 500"
+    if response.headers.get("content-type", "").startswith("application/json"):
+        response.read()
+        body = response.json()
+        assert body["code"] == response.status_code and body["success"] == (response.status_code < 300), body
+
+
+@pytest.fixture(scope="session")
+def api_db_url(embedded_url):
+    name = f"dp_api_{uuid.uuid4().hex[:8]}"
+    with connection(embedded_url) as admin:
+        admin.autocommit = True
+        admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    url = with_database(embedded_url, name)
+    migrate(url)
+    yield url
+    with connection(embedded_url) as admin:
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def api_conn(api_db_url):
+    with connection(api_db_url) as conn:
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM data_pipeline_tasks")
+        yield conn
+
+
+@pytest.fixture
+def make_task_row(api_conn, output_root):
+    """A task row made through the store (no directory, no run), with any updatable field set."""
+
+    def make(task_id: str, status: str = "pending", db_name: str = "pagila", created_by: str = "api", **fields) -> dict:
+        with api_conn:
+            store.create_task(api_conn, task_id=task_id, task_type="complete_workflow",
+                              parameters={"db_connection": "postgresql://u:***@db/pagila"}, created_by=created_by,
+                              output_directory=str(output_root / task_id), db_name=db_name,
+                              business_context="DVD rental", status=status)
+            return store.update_task(api_conn, task_id=task_id, **fields)
+
+    return make
+
+
+@pytest.fixture
+def output_root(tmp_path) -> Path:
+    root = tmp_path / "tasks"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def make_client(api_conn, api_db_url, output_root, tmp_path, prefect_api):
+    clients = []
+
+    def make(**settings) -> TestClient:
+        values = dict(database_url=api_db_url, data_dir=tmp_path / "dp-data", output_dir=output_root, **settings)
+        client = TestClient(create_app(Settings(**values)), base_url="http://testserver" + PREFIX)
+        client.event_hooks["response"].append(check_answer)
+        clients.append(client.__enter__())
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+@dataclass(frozen=True)
+class LiveApi:
+    url: str  # .../api/v0/data_pipeline
+    output_root: Path
+    logs: list[Path]  # the server's and the mirror's output
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, event_hooks={"response": [check_answer]}, **kwargs)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"the API did not become healthy:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_api(prefect_stack, api_db_url, tmp_path_factory):
+    """``data-pipeline serve`` and ``data-pipeline mirror`` on the stack, sharing the API test database."""
+    base = tmp_path_factory.mktemp("live-api")
+    root = base / "tasks"
+    root.mkdir()
+    port = free_port()
+    env = {**prefect_stack.env, "DP_DATABASE_URL": api_db_url, "DP_OUTPUT_DIR": str(root),
+           "DP_API_HOST": "127.0.0.1", "DP_API_PORT": str(port), "DP_API_EVENTS_POLL": "0.3",
+           "DP_MAX_CONCURRENT_RUNS": "1"}
+    processes, logs = [], []
+    try:
+        for command in ("serve", "mirror"):
+            log = base / f"{command}.log"
+            logs.append(log)
+            with open(log, "wb") as out:
+                processes.append(subprocess.Popen([sys.executable, "-m", "dp.cli", command], env=env, stdin=subprocess.DEVNULL,
+                                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        url = f"http://127.0.0.1:{port}{PREFIX}"
+        _wait_healthy(url, processes[0], logs[0])
+        yield LiveApi(url=url, output_root=root, logs=logs)
+    finally:
+        for process in reversed(processes):
+            _stop(process)
