@@ -4,6 +4,7 @@ Applying the set-up a second time is checked in test_up.py, where `data-pipeline
 """
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -68,3 +69,20 @@ def test_worker_runs_the_on_demand_deployment(prefect_stack, prefect_api, pagila
     assert flow_run.state.is_completed(), f"{flow_run.state}\n{worker_log}"
     assert (task_dir / "ddl_generation_result.json").exists()
     assert flow_run.work_pool_name == WORK_POOL
+    # its heartbeats reached the server: what the zombie-run automation watches
+    assert _heartbeats(prefect_stack.prefect_db_url, flow_run.id) >= 1
+
+
+def _heartbeats(prefect_db_url, flow_run_id, timeout=60):
+    """Heartbeat events of a flow run stored by the server (its event persister writes in batches)."""
+    deadline = time.monotonic() + timeout
+    with connection(prefect_db_url) as conn:
+        conn.autocommit = True
+        cur = conn.cursor()
+        while True:
+            cur.execute("SELECT count(*) FROM events WHERE event = 'prefect.flow-run.heartbeat' AND resource_id = %s",
+                        (f"prefect.flow-run.{flow_run_id}",))
+            count = cur.fetchone()[0]
+            if count or time.monotonic() > deadline:
+                return count
+            time.sleep(0.5)
