@@ -24,6 +24,8 @@ from typing import Mapping, Sequence
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+# looked up here, not in the forked child, where loading a library could deadlock
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 class StackError(RuntimeError):
@@ -40,8 +42,8 @@ class Component:
 
 
 def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:

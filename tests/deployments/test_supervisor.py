@@ -1,12 +1,14 @@
 """The supervisor ends what it started, grandchildren included, and names a child that died."""
 
 import os
+import subprocess
 import sys
 import threading
 import time
 
 import psutil
 
+from deployments.prefect_file import REPO_ROOT
 from deployments.supervisor import Component, Supervisor
 
 # a child that starts a grandchild, prints its pid and sleeps
@@ -70,3 +72,22 @@ def test_watch_returns_none_when_asked_to_stop(tmp_path):
         children.start(_component("sleeper", "import time; time.sleep(120)", tmp_path))
         threading.Timer(0.2, stopping.set).start()
         assert children.watch(stopping, poll_seconds=0.05) is None
+
+
+def test_children_die_with_a_killed_supervisor():
+    code = (
+        "import os, sys, time\n"
+        "from deployments.supervisor import Component, Supervisor\n"
+        "child = Supervisor().start(Component('c', [sys.executable, '-c', 'import time; time.sleep(120)'], dict(os.environ)))\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    child = int(parent.stdout.readline())
+    parent.kill()  # no cleanup runs: the kernel's parent-death signal must end the child
+    parent.wait()
+    try:
+        psutil.Process(child).wait(10)
+    except psutil.NoSuchProcess:
+        pass
+    assert _gone(child)
