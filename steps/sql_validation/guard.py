@@ -11,7 +11,9 @@ here is never sent to the database; the database check still runs read-only as a
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
+from functools import cache
 
 import sqlglot
 from sqlglot import exp
@@ -44,6 +46,7 @@ _FORBIDDEN_FUNCTIONS = re.compile(
     re.VERBOSE,
 )
 _STRING_TOKENS = {t for t in TokenType if t.name == "STRING" or t.name.endswith("_STRING")}
+_per_thread = threading.local()  # a tokenizer and a parser per thread: they keep state while working
 
 
 class GuardRejected(ValueError):
@@ -103,8 +106,11 @@ def _folded(identifier: exp.Expression) -> str:
 
 def tokenize_sql(sql: str) -> list[Token]:
     """PostgreSQL tokens of ``sql`` (comments dropped, offsets into ``sql``); ``GuardRejected`` if unreadable."""
+    tokenizer = getattr(_per_thread, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _per_thread.tokenizer = _DIALECT.tokenizer()
     try:
-        return _DIALECT.tokenize(sql)
+        return tokenizer.tokenize(sql)
     except TokenError as exc:
         raise GuardRejected("syntax", f"cannot read the SQL: {exc} (an unclosed quote or comment?)") from None
 
@@ -139,8 +145,11 @@ def _check_functions(tokens: list[Token]) -> None:
 
 
 def _parse(tokens: list[Token], body: str) -> exp.Expression:
+    parser = getattr(_per_thread, "parser", None)
+    if parser is None:
+        parser = _per_thread.parser = _DIALECT.parser()
     try:
-        trees = _DIALECT.parser().parse(tokens, body)
+        trees = parser.parse(tokens, body)
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" at line {first['line']}, column {first['col']}" if first.get("line") else ""
@@ -160,8 +169,14 @@ def _check_tree(tree: exp.Expression, first_word: str) -> None:
     if not isinstance(top, _QUERY_NODES):
         raise GuardRejected("syntax", f"not a SELECT: the statement starts with {first_word!r}; write one SELECT query")
     for node in tree.walk():
-        if isinstance(node, _FORBIDDEN_NODES):
+        if _forbidden(type(node)):
             raise GuardRejected("forbidden", f"the query contains {_describe(node)}; only pure reads are allowed")
+
+
+@cache
+def _forbidden(node_type: type) -> bool:
+    """``isinstance(node, _FORBIDDEN_NODES)`` answered once per node class (trees have many nodes)."""
+    return issubclass(node_type, _FORBIDDEN_NODES)
 
 
 def _describe(node: exp.Expression) -> str:
