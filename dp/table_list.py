@@ -18,7 +18,8 @@ _UNQUOTED = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff
 _SAFE_BARE = re.compile(r"[a-z_][a-z0-9_]*")  # what quote_ident() leaves unquoted
 _FILE_UNSAFE = re.compile(r'[\x00-\x1f/\\:*?"<>|%]')
 MAX_IDENTIFIER_BYTES = 63
-# Keywords PostgreSQL's quote_ident() quotes: every category but "unreserved" (pg_get_keywords(), PG 18).
+# Keywords PostgreSQL's quote_ident() quotes: every category but "unreserved" (pg_get_keywords()), PG 15
+# plus those PG 16-18 added; quoting a name that needs no quotes is harmless, missing one is a syntax error.
 QUOTED_KEYWORDS = frozenset(
     """
     all analyse analyze and any array as asc asymmetric authorization between bigint binary bit
@@ -34,6 +35,8 @@ QUOTED_KEYWORDS = frozenset(
     time timestamp to trailing treat trim true union unique user using values varchar variadic
     verbose when where window with xmlattributes xmlconcat xmlelement xmlexists xmlforest
     xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable
+    json json_array json_arrayagg json_exists json_object json_objectagg json_query json_scalar json_serialize
+    json_table json_value merge_action system_user
     """.split()
 )
 

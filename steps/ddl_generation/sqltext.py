@@ -1,7 +1,7 @@
 """Turning catalog names and free text into pieces of SQL script text that are always valid.
 
 The DDL files are written without a database connection, so quoting happens here: identifiers are
-quoted as PostgreSQL's quote_ident does (plus keywords of versions up to 18), string literals use
+quoted as PostgreSQL's quote_ident does (keywords of versions up to 18), string literals use
 standard-conforming quotes, and text put
 behind ``--`` never contains a line break, so a hostile comment can never end the comment early.
 """
@@ -10,17 +10,8 @@ from __future__ import annotations
 
 from dp.table_list import TableName, quote_ident
 
-# Keywords added after the PostgreSQL release that dp.table_list.QUOTED_KEYWORDS was read from
-# (16-18); quoting an identifier that needs no quotes is harmless, missing one is a syntax error.
-_NEWER_KEYWORDS = frozenset(
-    """json json_array json_arrayagg json_exists json_object json_objectagg json_query json_scalar
-    json_serialize json_table json_value merge_action system_user""".split()
-)
-
-
-def ident(name: str) -> str:
-    """An identifier as SQL text: bare when PostgreSQL reads it back unchanged, else double-quoted."""
-    return f'"{name}"' if name in _NEWER_KEYWORDS else quote_ident(name)
+# An identifier as SQL text: bare when PostgreSQL reads it back unchanged, else double-quoted.
+ident = quote_ident
 
 
 def qualified(schema: str, name: str) -> str:
