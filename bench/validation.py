@@ -5,8 +5,9 @@ unknown table), then times, in the same run and with the same concurrency (threa
 
 * ours: ``run_sql_validation`` on a pair file (guard, read-only transaction with timeout, EXPLAIN,
   reports; repair and file rewriting off, since the plain loop does neither);
-* plain: a ``ThreadedConnectionPool`` loop sending each query as it is, in a read-only transaction
-  with the same ``SET LOCAL statement_timeout``, then rolling back.
+* plain: a ``ThreadedConnectionPool`` loop sending each query as it is, with the same protocol as
+  ours: autocommit sessions, ``BEGIN READ ONLY; SET LOCAL statement_timeout = ...; EXPLAIN ...`` in
+  one message, the ``LIMIT 1`` run when on, then ``ROLLBACK``.
 
 Both are measured twice: EXPLAIN only (execution check off), and EXPLAIN plus the ``LIMIT 1`` run in
 both. Each figure is the best of ``--repeat`` alternating runs. Target: ours >= 80% of plain.
@@ -131,21 +132,23 @@ def generate_queries(url: str, n: int, seed: int = 42, broken_share: float = 0.1
 def plain_loop(url: str, queries: list[str], concurrency: int, execute: bool) -> float:
     """Seconds for the same EXPLAINs (and LIMIT 1 runs) through a bare pool, no guard, no reports."""
     pool = ThreadedConnectionPool(concurrency, concurrency, url)
-    begin = f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {TIMEOUT_MS}"
+    for conn in pool._pool:  # all opened above (minconn = maxconn)
+        conn.autocommit = True
+    explain = f"BEGIN READ ONLY; SET LOCAL statement_timeout = {TIMEOUT_MS}; EXPLAIN (FORMAT TEXT) "
 
     def one(sql: str) -> None:
         conn = pool.getconn()
         try:
             with conn.cursor() as cur:
-                cur.execute(begin)
-                cur.execute("EXPLAIN (FORMAT TEXT) " + sql)
+                cur.execute(explain + sql)
                 if execute:
                     cur.execute("SELECT * FROM (\n" + sql + "\n) AS q LIMIT 1")
                     cur.fetchone()
         except psycopg2.Error:
             pass
         finally:
-            conn.rollback()
+            with conn.cursor() as cur:
+                cur.execute("ROLLBACK")
             pool.putconn(conn)
 
     started = time.perf_counter()

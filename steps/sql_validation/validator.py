@@ -2,16 +2,18 @@
 
 Every check runs in its own READ ONLY transaction with ``SET LOCAL statement_timeout`` and always
 ends in ROLLBACK, on a connection from a bounded ``ThreadedConnectionPool`` whose sessions also
-default to read-only. A failing query never poisons the pool: a connection that cannot roll back is
-discarded (and the check retried once on a fresh one). Callers pass only SQL that passed
-``guard_sql``; this layer is the second wall, not the first. Errors name the problem, never the URL.
+default to read-only (and to the same timeout). The transaction is opened explicitly, in the same
+message as the EXPLAIN (``BEGIN READ ONLY; SET LOCAL ...; EXPLAIN ...``: one round trip, not three),
+so sessions are in autocommit mode and the ROLLBACK is sent explicitly. A failing query never
+poisons the pool: a connection that does not end up idle is discarded (and the check retried once on
+a fresh one). Callers pass only SQL that passed ``guard_sql``; this layer is the second wall, not
+the first. Errors name the problem, never the URL.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 
 import psycopg2
@@ -54,6 +56,7 @@ class _Pool(ThreadedConnectionPool):
 
     def _connect(self, key=None):
         conn = connect(self._url, application_name="data-pipeline sql_validation", options=self._options)
+        conn.autocommit = True  # each check opens its own READ ONLY transaction (see the module docstring)
         # the bookkeeping of AbstractConnectionPool._connect, which we replace only for the connect call
         if key is not None:
             self._used[key] = conn
@@ -75,7 +78,7 @@ class QueryValidator:
         )
         self._pool = _Pool(concurrency, db_url, options)
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._begin = f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {self.timeout_ms}"
+        self._explain = f"BEGIN READ ONLY; SET LOCAL statement_timeout = {self.timeout_ms}; {_EXPLAIN}"
 
     def __enter__(self) -> "QueryValidator":
         return self
@@ -94,7 +97,6 @@ class QueryValidator:
             try:
                 with conn.cursor() as cur:
                     cur.execute("SELECT 1")
-                conn.rollback()
             finally:
                 self._pool.putconn(conn, close=bool(conn.closed))
 
@@ -112,9 +114,8 @@ class QueryValidator:
             result, broken, prefix = DbCheck(), False, ""
             try:
                 with conn.cursor() as cur:
-                    cur.execute(self._begin)
-                    prefix = _EXPLAIN
-                    cur.execute(_EXPLAIN + sql)
+                    prefix = self._explain  # error positions count from the start of the whole message
+                    cur.execute(self._explain + sql)
                     if self.execute:
                         prefix = _ROW_CHECK[0]
                         cur.execute(_ROW_CHECK[0] + sql + _ROW_CHECK[1])
@@ -163,7 +164,8 @@ def _rolled_back(conn: psycopg2.extensions.connection) -> bool:
     if conn.closed:
         return False
     try:
-        conn.rollback()
+        with conn.cursor() as cur:
+            cur.execute("ROLLBACK")  # autocommit: conn.rollback() would do nothing
     except psycopg2.Error:
         return False
     return conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
