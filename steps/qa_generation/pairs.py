@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from steps.qa_generation.model import QAPair
 from steps.qa_generation.sql_text import SqlTextError, clean_sql, normalise_sql
@@ -41,14 +41,20 @@ def question_key(question: str) -> str:
     return _TRAILING_PUNCTUATION.sub("", " ".join(folded.split()))
 
 
-def deduplicate(pairs: Iterable[QAPair]) -> tuple[list[QAPair], int]:
-    """The pairs without repeats (same normalised SQL or same question), and how many were dropped."""
+def deduplicate(pairs: Iterable[QAPair], sql_keys: Mapping[str, str] | None = None) -> tuple[list[QAPair], int]:
+    """The pairs without repeats (same normalised SQL or same question), and how many were dropped.
+
+    ``sql_keys`` maps SQL text to its ``normalise_sql`` form where that is already known: step 2
+    normalises each theme's pairs as they arrive, while other themes still wait on the LLM.
+    """
+    sql_keys = sql_keys or {}
     kept: list[QAPair] = []
     seen_sql: set[str] = set()
     seen_questions: set[str] = set()
     removed = 0
     for pair in pairs:
-        sql_key, q_key = normalise_sql(pair.sql), question_key(pair.question)
+        sql_key = sql_keys[pair.sql] if pair.sql in sql_keys else normalise_sql(pair.sql)
+        q_key = question_key(pair.question)
         if sql_key in seen_sql or q_key in seen_questions:
             removed += 1
             continue

@@ -1,8 +1,10 @@
 """Step 2 entry point: themes per table group, pairs per theme, then cleaning, dedup and the files.
 
 Groups and themes are worked on concurrently (``qa_theme_concurrency``); results are put back in
-proposal order so the output does not depend on timing. A group or theme that fails is recorded with
-its reason and the others go on; the step fails only when no pair at all came out.
+proposal order so the output does not depend on timing. CPU work is done while the LLM is busy: each
+theme's SQL is normalised for dedup as its pairs arrive, and the router summary is asked for before
+the pairs are deduplicated and written. A group or theme that fails is recorded with its reason and
+the others go on; the step fails only when no pair at all came out.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from steps.qa_generation.outputs import write_pairs, write_theme_files
 from steps.qa_generation.pairs import clean_pair, deduplicate
 from steps.qa_generation.provider import Provider, make_provider
 from steps.qa_generation.schema import load_schema
+from steps.qa_generation.sql_text import normalise_sql
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +113,9 @@ def _propose(pool: ThreadPoolExecutor, provider: Provider, groups: list[list[Tab
     return themes
 
 
-def _write(pool: ThreadPoolExecutor, provider: Provider, themes: list[Theme], count: int,
-           failures: _Failures) -> dict[int, list[QAPair]]:
-    """Pairs of each theme that produced any, by the theme's index."""
+def _write(pool: ThreadPoolExecutor, provider: Provider, themes: list[Theme], count: int, failures: _Failures,
+           sql_keys: dict[str, str]) -> dict[int, list[QAPair]]:
+    """Pairs of each theme that produced any, by the theme's index; their SQL's dedup keys go to ``sql_keys``."""
     futures = {pool.submit(_theme_pairs, provider, theme, count): i for i, theme in enumerate(themes)}
     by_theme: dict[int, list[QAPair]] = {}
     for done, future in enumerate(as_completed(futures), start=1):
@@ -123,6 +126,10 @@ def _write(pool: ThreadPoolExecutor, provider: Provider, themes: list[Theme], co
         except Exception as exc:  # recorded, and the other themes go on
             log.warning("theme %d/%d failed: %s: %s", done, len(themes), theme.name, _reason(exc))
             failures.add(theme.name, exc)
+            continue
+        for pair in pairs:  # here, not after the last theme: the other themes' LLM calls are still out
+            if pair.sql not in sql_keys:
+                sql_keys[pair.sql] = normalise_sql(pair.sql)
     return by_theme
 
 
@@ -146,18 +153,17 @@ def run_qa_generation(
         schema.database, len(schema.keys), len(groups), settings.llm_provider,
     )
     failures = _Failures()
+    sql_keys: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=settings.qa_theme_concurrency, thread_name_prefix="qa-theme") as pool:
         themes = _propose(pool, provider, groups, settings.qa_theme_count, failures)
-        by_theme = _write(pool, provider, themes, settings.qa_pairs_per_theme, failures)
-
-    succeeded = [t for i, t in enumerate(themes) if i in by_theme]
-    kept, removed = deduplicate(p for i in sorted(by_theme) for p in by_theme[i])
-    if not kept:
-        raise failures.step_failed() from failures.transient()
-
-    pair_path = write_pairs(output_dir, schema.database, kept)
-    summary = provider.summarise(succeeded)
-    theme_paths = write_theme_files(output_dir, schema.database, succeeded, summary, schema.language)
+        by_theme = _write(pool, provider, themes, settings.qa_pairs_per_theme, failures, sql_keys)
+        if not by_theme:  # no pair at all (dedup always keeps the first of repeats, so never empties a list)
+            raise failures.step_failed() from failures.transient()
+        succeeded = [t for i, t in enumerate(themes) if i in by_theme]
+        summary = pool.submit(provider.summarise, succeeded)  # never fails; written while we dedup and write
+        kept, removed = deduplicate((p for i in sorted(by_theme) for p in by_theme[i]), sql_keys)
+        pair_path = write_pairs(output_dir, schema.database, kept)
+        theme_paths = write_theme_files(output_dir, schema.database, succeeded, summary.result(), schema.language)
     duration = round(time.monotonic() - started, 3)
     total = len(succeeded) + len(failures.entries)  # a group whose themes could not be proposed counts as one
     log.info(
