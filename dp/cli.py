@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=description)
         p.add_argument("--api-url", metavar="URL",
                        help="Prefect API, e.g. http://prefect-host:4200/api (default: PREFECT_API_URL, else DP_PREFECT_HOST:DP_PREFECT_PORT)")
+
+    serve = sub.add_parser("serve", help="serve the REST API (FastAPI on uvicorn)",
+                           description="Serve the REST API under /api/v0/data_pipeline/ (OpenAPI at /docs) on "
+                           "DP_API_HOST:DP_API_PORT; it starts runs on the Prefect server of PREFECT_API_URL, else "
+                           "DP_PREFECT_HOST:DP_PREFECT_PORT.")
+    serve.add_argument("--host", help="address to listen on (default: DP_API_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: DP_API_PORT)")
     return parser
 
 
@@ -207,6 +214,15 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(get_settings(), _api_url_arg(args))
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be 1-65535 (got {args.port})")
+    from service.api.main import serve
+
+    overrides = {k: v for k, v in (("api_host", args.host), ("api_port", args.port)) if v is not None}
+    return serve(get_settings().model_copy(update=overrides))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -214,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return {"run": _cmd_run, "demo": _cmd_demo, "up": _cmd_up, "deploy": _cmd_deploy, "worker": _cmd_worker}[args.command](args)
+        return {"run": _cmd_run, "demo": _cmd_demo, "up": _cmd_up, "deploy": _cmd_deploy, "worker": _cmd_worker,
+                "serve": _cmd_serve}[args.command](args)
     except UsageError as exc:
         print(f"data-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

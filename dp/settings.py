@@ -176,6 +176,30 @@ class Settings(BaseSettings):
         default=20.0, gt=0, description="Seconds a part of the stack gets to stop before it is killed."
     )
 
+    # --- REST API (service/api, `data-pipeline serve`) ---------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="Address the REST API listens on (loopback by default).")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port of the REST API; routes under /api/v0/data_pipeline/, docs at /docs.")
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, every route but /health needs it, as an X-API-Key header or `Authorization: Bearer <key>`."
+    )
+    api_db_pool_size: int = Field(default=10, ge=1, description="Service-database connections the REST API keeps open at most.")
+    max_download_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1, description="Largest task file the API serves for download; larger ones answer 413."
+    )
+    max_table_list_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1, description="Largest table list the API accepts (upload, JSON list or table_list_file); larger ones answer 413."
+    )
+    allowed_input_dirs: list[Path] = Field(
+        default_factory=list,
+        description='Server-side directories a task\'s table_list_file may be read from, as a JSON list, e.g. ["/srv/lists"] (empty: none).',
+    )
+    api_cancel_wait: float = Field(
+        default=30.0, gt=0, description="Seconds DELETE of a running task waits for its cancelled flow run to stop before answering 409."
+    )
+    api_events_poll: float = Field(
+        default=1.0, gt=0, description="Seconds between the checks of a task's events stream (GET /tasks/{id}/events) for news."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

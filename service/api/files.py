@@ -79,7 +79,11 @@ def input_file(path_text: str, allowed_dirs: Iterable[Path]) -> Path:
     resolved = candidate.resolve()  # follows symlinks: a link out of the allowed dirs ends up outside
     if not any(resolved.is_relative_to(d) for d in allowed):
         raise UnsafePath(f"{path_text!r} is outside the allowed input directories (DP_ALLOWED_INPUT_DIRS)")
-    if not resolved.is_file():
+    try:
+        is_file = resolved.is_file()
+    except OSError:  # e.g. a name too long
+        is_file = False
+    if not is_file:
         raise FileNotFoundError(f"{path_text!r} is not a file on the server")
     return resolved
 

@@ -25,7 +25,7 @@ from dp.task_ids import new_task_id
 from flows.plan import STEPS, Plan
 from service import store
 from service.api.cleanup import remove_leftovers, remove_task_files
-from service.api.errors import conflict, not_found
+from service.api.errors import bad_request, conflict, not_found
 from service.api.files import SCANNER, stored_task_directory, task_directory
 from service.api.requests import OPTION_NAMES, NewTask, TableList, check_execute, run_options
 from service.api.runs import PrefectRuns, connection_reference
@@ -139,6 +139,9 @@ def _insert(conn: Connection, settings: Settings, body: TaskCreate, new: NewTask
             except FileExistsError:  # a leftover directory of that name: take another id
                 conn.rollback()
                 continue
+            except OSError as exc:  # e.g. a name too long for the file system
+                raise bad_request(f"the task directory cannot be created: {exc.strerror}",
+                                  invalid={"parameters.output_dir": exc.strerror or "cannot be created"}) from None
             try:
                 if new.table_list is not None:
                     _write_table_list(task_dir, new.table_list)
@@ -268,7 +271,7 @@ def delete_task(conn: Connection, runs: PrefectRuns, settings: Settings, task_id
     task = read_task(conn, task_id)
     was_cancelled = _stop(conn, runs, settings, task)
     outcome = {"task_id": task_id, "files_only": files_only, "was_cancelled": was_cancelled, "secret_removed": False,
-               "records_deleted": False}
+               "records_deleted": False, "flow_runs_removed": 0}
     if files_only:
         removed = remove_task_files(settings, task_id, task["output_directory"])
         with conn:
@@ -278,7 +281,8 @@ def delete_task(conn: Connection, runs: PrefectRuns, settings: Settings, task_id
             if not store.delete_task(conn, task_id=task_id):
                 raise not_found(f"task {task_id}")
             removed = remove_leftovers(settings, runs, task_id, task["output_directory"])
-        outcome.update(records_deleted=True, secret_removed=removed["secret_removed"])
+        outcome.update(records_deleted=True, secret_removed=removed["secret_removed"],
+                       flow_runs_removed=removed["flow_runs_removed"])
     outcome.update(directory_removed=removed["removed"], files_removed=removed["files"], bytes_removed=removed["bytes"])
     return outcome
 

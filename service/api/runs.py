@@ -176,6 +176,27 @@ class PrefectRuns:
                 return False
             time.sleep(poll)
 
+    def forget_runs(self, task_id: str) -> int:
+        """Delete the task's flow runs (and so their logs) from Prefect; how many went.
+
+        A deleted task must not come back: the mirror re-creates the row of any flow run it finds.
+        """
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+        from prefect.exceptions import ObjectNotFound
+
+        from service.prefect_reads import read_flow_runs, task_id_of
+
+        deleted = 0
+        for run in read_flow_runs(self.client, FlowRunFilter(name=FlowRunFilterName(any_=[task_id]))):
+            if task_id_of(run) != task_id:
+                continue
+            try:
+                self.client.delete_flow_run(run.id)
+                deleted += 1
+            except ObjectNotFound:
+                pass
+        return deleted
+
     def health(self) -> str | None:
         """None when the Prefect API answers its health check, else what went wrong."""
         try:

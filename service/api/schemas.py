@@ -8,12 +8,25 @@ API and the CLI refuse the same things with the same words. Responses never hold
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+
+def _plain_text(value: str) -> str:
+    """Text PostgreSQL and the file system can hold: no NUL, no lone surrogate."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_plain_text)]
 Step = Literal["ddl_generation", "qa_generation", "sql_validation", "training_load"]
-StepRef = int | str  # 1-4 or a step name, checked by flows.plan.step_name
+StepRef = int | Text  # 1-4 or a step name, checked by flows.plan.step_name
 
 
 class RunOptions(BaseModel):
@@ -30,19 +43,19 @@ class RunOptions(BaseModel):
 
 
 class TaskParameters(RunOptions):
-    db_connection: str = Field(
+    db_connection: Text = Field(
         ..., max_length=2000, description="postgresql://user:password@host:port/dbname; the password is kept only in a "
         "Prefect Secret block and shown masked")
-    business_context: str = Field(..., min_length=1, max_length=2000, description="what the database is for")
-    tables: list[str] | str | None = Field(
+    business_context: Text = Field(..., min_length=1, max_length=2000, description="what the database is for")
+    tables: list[Text] | Text | None = Field(
         None, description='table names (["film", "public.actor"]) or one text in the table-list format')
-    table_list_file: str | None = Field(
+    table_list_file: Text | None = Field(
         None, max_length=4096, description="a table list on the server, inside DP_ALLOWED_INPUT_DIRS")
-    execution_mode: str = Field("complete", description="complete (steps 1-4) or single (one step)")
+    execution_mode: Text = Field("complete", description="complete (steps 1-4) or single (one step)")
     single_step: StepRef | None = Field(None, description="with execution_mode single: 1-4 or a step name")
-    output_dir: str | None = Field(
+    output_dir: Text | None = Field(
         None, max_length=4096, description="parent of the task directory, inside the output root (default: the root)")
-    db_name: str | None = Field(None, max_length=100, description="label to filter by (default: the database name)")
+    db_name: Text | None = Field(None, max_length=100, description="label to filter by (default: the database name)")
 
 
 class TaskCreate(BaseModel):
@@ -53,7 +66,7 @@ class TaskCreate(BaseModel):
 
 
 class TaskExecute(RunOptions):
-    execution_mode: str = Field("complete", description="complete (steps 1-4 or from_step on) or single (one step)")
+    execution_mode: Text = Field("complete", description="complete (steps 1-4 or from_step on) or single (one step)")
     single_step: StepRef | None = Field(None, description="with execution_mode single: 1-4 or a step name")
     from_step: StepRef | None = Field(None, description="with execution_mode complete: re-run from this step on")
 
@@ -61,7 +74,7 @@ class TaskExecute(RunOptions):
 class TableListBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tables: list[str] | str = Field(..., description='table names, or one text in the table-list format ("a, b")')
+    tables: list[Text] | Text = Field(..., description='table names, or one text in the table-list format ("a, b")')
 
 
 # --- responses -------------------------------------------------------------------------------
@@ -159,6 +172,7 @@ class DeleteResult(BaseModel):
     bytes_removed: int
     records_deleted: bool
     secret_removed: bool
+    flow_runs_removed: int
     was_cancelled: bool
 
 

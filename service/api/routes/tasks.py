@@ -27,6 +27,7 @@ from service.api.schemas import (
     TaskDetail,
     TaskExecute,
     TaskPage,
+    Text,
 )
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -67,7 +68,7 @@ def list_tasks(
     conn: ConnDep,
     status: Annotated[list[TaskStatus] | None, Query(description="one or more statuses")] = None,
     created_by: Literal["api", "manual", "schedule", "system"] | None = None,
-    db_name: Annotated[str | None, Query(max_length=100)] = None,
+    db_name: Annotated[Text | None, Query(max_length=100)] = None,
     created_from: Annotated[datetime | None, Query(description="created at or after (ISO 8601; no zone: UTC)")] = None,
     created_to: Annotated[datetime | None, Query(description="created before (ISO 8601; no zone: UTC)")] = None,
     sort: TaskSort = "created_at",

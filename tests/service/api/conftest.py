@@ -6,7 +6,8 @@
   Prefect client on the session's stack), output root under the test's tmp dir. Every answer is
   checked: an envelope whose ``code`` is the status, and never a 500.
 * ``live_api``: ``data-pipeline serve`` (uvicorn) and ``data-pipeline mirror`` as processes on the
-  stack's worker environment, for runs end to end; their logs are kept to check them for secrets.
+  stack's worker environment with a database of their own, for runs end to end; their logs are
+  kept to check them for secrets.
 """
 
 from __future__ import annotations
@@ -44,14 +45,14 @@ def with_password(url: str) -> str:
 
 def check_answer(response: httpx.Response) -> None:
     assert response.status_code != 500, f"{response.request.method} {response.request.url} answered 500"
-    if response.headers.get("content-type", "").startswith("application/json"):
+    downloaded = "attachment" in response.headers.get("content-disposition", "")
+    if response.headers.get("content-type", "").startswith("application/json") and not downloaded:
         response.read()
         body = response.json()
         assert body["code"] == response.status_code and body["success"] == (response.status_code < 300), body
 
 
-@pytest.fixture(scope="session")
-def api_db_url(embedded_url):
+def _fresh_migrated(embedded_url: str):
     name = f"dp_api_{uuid.uuid4().hex[:8]}"
     with connection(embedded_url) as admin:
         admin.autocommit = True
@@ -62,6 +63,12 @@ def api_db_url(embedded_url):
     with connection(embedded_url) as admin:
         admin.autocommit = True
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def api_db_url(embedded_url):
+    """The in-process apps' database (no mirror writes to it; routes sync a task when they need to)."""
+    yield from _fresh_migrated(embedded_url)
 
 
 @pytest.fixture
@@ -121,8 +128,13 @@ class LiveApi:
     output_root: Path
     logs: list[Path]  # the server's and the mirror's output
 
-    def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60, event_hooks={"response": [check_answer]}, **kwargs)
+    def client(self, record: list[str] | None = None) -> httpx.Client:
+        """A client checking every answer; with ``record``, the text of each non-streamed answer is kept."""
+        hooks = [check_answer]
+        if record is not None:
+            hooks.append(lambda r: None if r.headers.get("content-type", "").startswith("text/event-stream")
+                         else record.append(r.read().decode(errors="replace")))
+        return httpx.Client(base_url=self.url, timeout=60, event_hooks={"response": hooks})
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -149,13 +161,19 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_api(prefect_stack, api_db_url, tmp_path_factory):
-    """``data-pipeline serve`` and ``data-pipeline mirror`` on the stack, sharing the API test database."""
+def live_db_url(embedded_url):
+    """The live server's own database: its mirror also mirrors the runs of the other API tests."""
+    yield from _fresh_migrated(embedded_url)
+
+
+@pytest.fixture(scope="session")
+def live_api(prefect_stack, live_db_url, tmp_path_factory):
+    """``data-pipeline serve`` and ``data-pipeline mirror`` on the stack, with a database of their own."""
     base = tmp_path_factory.mktemp("live-api")
     root = base / "tasks"
     root.mkdir()
     port = free_port()
-    env = {**prefect_stack.env, "DP_DATABASE_URL": api_db_url, "DP_OUTPUT_DIR": str(root),
+    env = {**prefect_stack.env, "DP_DATABASE_URL": live_db_url, "DP_OUTPUT_DIR": str(root),
            "DP_API_HOST": "127.0.0.1", "DP_API_PORT": str(port), "DP_API_EVENTS_POLL": "0.3",
            "DP_MAX_CONCURRENT_RUNS": "1"}
     processes, logs = [], []

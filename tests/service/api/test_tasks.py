@@ -4,6 +4,7 @@ lists, listing, details, runs refused in the wrong state, cancel and delete of t
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -258,3 +259,11 @@ def test_delete_files_only_keeps_the_task(client, pagila_url, output_root):
     assert client.get(f"/tasks/{task_id}/table-list-info").json()["data"]["has_file"] is False
     assert client.get(f"/tasks/{task_id}/files").json()["data"] == {
         "task_id": task_id, "directory_exists": False, "files": [], "total_files": 0, "total_size": 0}
+
+
+def test_text_postgresql_cannot_hold_is_refused(client, pagila_url):
+    for value in ("nul\x00byte", "lone \ud800 surrogate"):
+        body = json.dumps(_params(pagila_url, business_context=value))  # ASCII: the surrogate as \\ud800
+        reply = client.post("/tasks", content=body, headers={"content-type": "application/json"})
+        assert reply.status_code == 400 and "parameters.business_context" in reply.json()["data"]["invalid_params"]
+    assert client.get("/tasks", params={"db_name": "a\x00b"}).status_code == 400

@@ -1,0 +1,200 @@
+"""Runs end to end through the running API (uvicorn) on the real stack, with the mirror running:
+a task created over HTTP runs to completed with its logs, step runs and files queryable and its
+events streamed; cancel; delete while running; 50 concurrent creations with one run slot; and the
+password of the connection in no answer, log line, file or Prefect parameter."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
+
+import httpx
+import pytest
+
+from dp.database import connection, database_name
+from service.api.runs import PrefectRuns, secret_block_name
+from tests.service.api.conftest import PASSWORD, with_password
+
+TABLES = ["language", "category", "film", "film_category"]
+
+
+def _params(url: str, tables: list[str], **more) -> dict:
+    return {"parameters": {"db_connection": with_password(url), "business_context": "DVD rental store",
+                           "tables": tables, **more}}
+
+
+def _wait_for(check, timeout: float, what: str, poll: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _flow_run_state(flow_run_id: str) -> str | None:
+    with PrefectRuns.connect() as runs:
+        state = runs.state(flow_run_id)
+    return state[0] if state else None
+
+
+def _wait_no_active(client: httpx.Client) -> None:
+    _wait_for(lambda: client.get("/tasks/active").json()["data"]["total"] == 0, 90, "no active task")
+
+
+def _read_events(client: httpx.Client, task_id: str, **params) -> list[tuple[str, dict, str | None]]:
+    events, kind, event_id = [], None, None
+    with client.stream("GET", f"/tasks/{task_id}/events", params=params, timeout=300) as reply:
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        for line in reply.iter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[6:]), event_id))
+                event_id = None
+    return events
+
+
+@pytest.fixture
+def locked_table(scratch_db):
+    """A business database whose table ``slow`` stays locked: step 1 waits on it until released."""
+    with connection(scratch_db) as setup:
+        setup.autocommit = True
+        setup.cursor().execute("CREATE TABLE slow (id integer PRIMARY KEY, name text)")
+    holder = connection(scratch_db)
+    conn = holder.__enter__()
+    conn.cursor().execute("LOCK TABLE slow IN ACCESS EXCLUSIVE MODE")
+    yield scratch_db
+    conn.rollback()
+    holder.__exit__(None, None, None)
+
+
+def _running_task(client: httpx.Client, db_url: str) -> dict:
+    _wait_no_active(client)
+    reply = client.post("/tasks", json=_params(db_url, ["slow"]))
+    assert reply.status_code == 201, reply.json()
+    created = reply.json()["data"]
+    _wait_for(lambda: _flow_run_state(created["flow_run_id"]) == "RUNNING", 120, "the run to start")
+    return created
+
+
+def test_task_created_over_http_runs_to_completed(live_api, prefect_stack, pagila_url, prefect_api):
+    answers: list[str] = []
+    with live_api.client(record=answers) as client:
+        _wait_no_active(client)
+        created = client.post("/tasks", json=_params(pagila_url, TABLES)).json()["data"]
+        task_id = created["task_id"]
+        assert created["flow_run_id"] and created["table_count"] == 4
+
+        events = _read_events(client, task_id)
+        kinds = [kind for kind, _, _ in events]
+        assert kinds[0] == "status" and kinds[-1] == "end" and "log" in kinds
+        assert events[-1][1] == {"task_id": task_id, "reason": "finished", "status": "completed"}
+        statuses = [data["status"] for kind, data, _ in events if kind == "status"]
+        assert statuses[-1] == "completed" and len(statuses) >= 2
+        log_ids = [int(event_id) for kind, _, event_id in events if kind == "log"]
+        assert log_ids == sorted(log_ids)
+        answers.append(json.dumps(events))
+        resumed = _read_events(client, task_id, after=log_ids[len(log_ids) // 2])
+        assert all(int(i) > log_ids[len(log_ids) // 2] for kind, _, i in resumed if kind == "log")
+
+        detail = client.get(f"/tasks/{task_id}").json()["data"]
+        assert detail["status"] == "completed" and detail["progress"] == 100 and detail["error_message"] is None
+        assert [s["status"] for s in detail["step_details"]] == ["completed"] * 4
+        assert all(s["started_at"] and s["completed_at"] and s["duration"] is not None for s in detail["step_details"])
+        assert detail["duration"] > 0 and detail["result"]
+        assert detail["parameters"]["db_connection"].endswith(":***@127.0.0.1:5432/dp_sample_pagila")
+
+        _wait_for(lambda: client.get(f"/tasks/{task_id}/logs", params={"step": "training_load"}).json()["data"]["logs"],
+                  30, "step 4 logs")
+        first = client.get(f"/tasks/{task_id}/logs", params={"limit": 5}).json()["data"]
+        second = client.get(f"/tasks/{task_id}/logs", params={"limit": 5, "after": first["next_after"]}).json()["data"]
+        assert len(first["logs"]) == 5 and first["has_more"]
+        assert second["logs"][0]["id"] > first["logs"][-1]["id"]
+        newest = client.get(f"/tasks/{task_id}/logs", params={"order": "desc", "limit": 3}).json()["data"]["logs"]
+        assert [line["id"] for line in newest] == sorted((line["id"] for line in newest), reverse=True)
+        steps = {line["step"] for line in client.get(f"/tasks/{task_id}/logs",
+                                                     params={"step": "ddl_generation", "limit": 1000}).json()["data"]["logs"]}
+        assert steps == {"ddl_generation"}
+        for line in client.get(f"/tasks/{task_id}/logs", params={"level": "warning", "limit": 1000}).json()["data"]["logs"]:
+            assert line["level"] in ("WARNING", "ERROR", "CRITICAL")
+
+        files = client.get(f"/tasks/{task_id}/files").json()["data"]["files"]
+        names = {f["name"] for f in files}
+        assert {"film.ddl", "film_detail.md", "table_list.txt", "manifest.json"} <= names
+        pair = next(f for f in files if f["name"].endswith("_pair.json"))
+        assert pair["primary"]
+        download = client.get(f"/tasks/{task_id}/files/download/{pair['name']}")
+        assert download.status_code == 200 and json.loads(download.content)
+        assert len(download.content) == pair["size"]
+
+        with PrefectRuns.connect() as runs:
+            flow_run = runs.client.read_flow_run(UUID(created["flow_run_id"]))
+        assert flow_run.parameters["connection"] == f"secret:{secret_block_name(task_id)}"
+        assert PASSWORD not in json.dumps(flow_run.parameters)
+        task_dir = live_api.output_root / task_id
+        for path in task_dir.rglob("*"):
+            if path.is_file():
+                assert PASSWORD not in path.read_text(errors="replace"), path
+        deleted = client.delete(f"/tasks/{task_id}").json()["data"]
+        assert deleted["records_deleted"] and deleted["flow_runs_removed"] == 1 and not task_dir.exists()
+    for text in answers:
+        assert PASSWORD not in text
+    for log in [*live_api.logs, prefect_stack.logs / "worker.log"]:
+        assert PASSWORD not in log.read_text(errors="replace"), log
+
+
+def test_cancel_a_running_task(live_api, locked_table, prefect_api):
+    with live_api.client() as client:
+        created = _running_task(client, locked_table)
+        task_id = created["task_id"]
+        reply = client.post(f"/tasks/{task_id}/cancel")
+        assert reply.status_code == 202, reply.json()
+        assert reply.json()["data"]["flow_run_state"] in ("Cancelling", "Cancelled")
+        _wait_for(lambda: _flow_run_state(created["flow_run_id"]) == "CANCELLED", 60, "Prefect to cancel the run")
+        _wait_for(lambda: client.get(f"/tasks/{task_id}").json()["data"]["status"] == "cancelled", 30, "cancelled")
+        assert client.post(f"/tasks/{task_id}/cancel").status_code == 409
+        assert client.get("/tasks/active").json()["data"]["total"] == 0
+        assert client.delete(f"/tasks/{task_id}").status_code == 200
+
+
+def test_delete_while_running(live_api, locked_table, prefect_api):
+    with live_api.client() as client:
+        created = _running_task(client, locked_table)
+        task_id = created["task_id"]
+        reply = client.delete(f"/tasks/{task_id}")
+        assert reply.status_code == 200, reply.json()
+        data = reply.json()["data"]
+        assert data["was_cancelled"] and data["records_deleted"] and data["directory_removed"] and data["secret_removed"]
+        assert not (live_api.output_root / task_id).exists()
+        assert client.get(f"/tasks/{task_id}").status_code == 404
+        assert _flow_run_state(created["flow_run_id"]) is None  # the run went with the task
+        time.sleep(1.5)  # a few mirror polls: the deleted task does not come back
+        assert client.get(f"/tasks/{task_id}").status_code == 404
+
+
+def test_fifty_concurrent_creations_with_one_slot_start_one_run(live_api, locked_table, prefect_api):
+    with live_api.client() as client:
+        _wait_no_active(client)
+
+        def create(_):
+            with live_api.client() as own:
+                reply = own.post("/tasks", json=_params(locked_table, ["slow"]))
+                return reply.status_code, reply.json()
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            answers = list(pool.map(create, range(50)))
+        codes = sorted(code for code, _ in answers)
+        assert codes == [201] + [409] * 49, codes
+        [winner] = [body["data"] for code, body in answers if code == 201]
+        active = client.get("/tasks/active").json()["data"]["tasks"]
+        assert [t["task_id"] for t in active] == [winner["task_id"]]
+        assert client.get("/tasks", params={"db_name": database_name(locked_table)}).json()["data"]["total"] == 1
+        with PrefectRuns.connect() as runs:
+            assert runs.state(winner["flow_run_id"]) is not None
+        assert client.delete(f"/tasks/{winner['task_id']}").status_code == 200
