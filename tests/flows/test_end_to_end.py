@@ -39,8 +39,8 @@ def _assert_complete_task(task_dir: Path) -> dict:
 
 def test_run_all_four_steps_on_pagila(pagila_url, use_service_database, tmp_path, capsys):
     table_list = tmp_path / "tables.txt"
-    table_list.write_text("film, actor, film_actor, category, film_category, language\n"
-                          "customer, rental, inventory, payment, store, staff, address, city, country\n")
+    # A partitioned table, a view, an enum column and foreign keys: pagila's hard parts, kept small.
+    table_list.write_text("film, actor, film_actor, language\npayment, customer, actor_info\n")
     code = main(["run", "--db-connection", _with_password(pagila_url), "--table-list", str(table_list),
                  "--business-context", "DVD rental store", "--output-dir", str(tmp_path / "out"),
                  "--task-id", "manual_e2e_pagila"])
@@ -49,7 +49,7 @@ def test_run_all_four_steps_on_pagila(pagila_url, use_service_database, tmp_path
     assert PASSWORD not in out.out + out.err
     task_dir = tmp_path / "out" / "manual_e2e_pagila"
     results = _assert_complete_task(task_dir)
-    assert results["ddl_generation"]["succeeded"] == 15
+    assert results["ddl_generation"]["succeeded"] == 7
     assert "Task manual_e2e_pagila finished" in out.out
 
 
