@@ -6,15 +6,22 @@ repaired query is as safe as an original one. SQL the guard refuses as a write o
 repaired: such a pair is invalid as training data. Nothing a single pair does stops the other pairs;
 a pair that cannot be checked for an unexpected reason is skipped (kept), never judged invalid. Only
 losing the database or the LLM service (a transient ``LLMError``) ends the run.
+
+The run keeps the process's own overhead low, since the guard is CPU under the GIL: workers log
+progress themselves (the main thread wakes once, not per pair), and the cyclic collector leaves alone
+the objects that existed before the run (see ``_older_objects_frozen``).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg2
 
@@ -130,24 +137,64 @@ class PairChecker:
                 results[index] = PairResult(index, "skipped", error="not an object with string question and sql")
             else:
                 todo.append((index, *pair))
-        step = max(1, len(todo) // 10)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sql-validation") as pool:
-            futures = [pool.submit(self._check_safely, *item) for item in todo]
+        progress = _Progress(len(todo))
+        with _older_objects_frozen(), ThreadPoolExecutor(workers, thread_name_prefix="sql-validation") as pool:
+            futures = [pool.submit(self._check_safely, progress, *item) for item in todo]
             try:
-                for done, ((index, _, _), future) in enumerate(zip(todo, futures), start=1):
-                    results[index] = future.result()
-                    if done % step == 0 or done == len(todo):
-                        log.info("pair %d/%d checked", done, len(todo))
+                finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
+                if pending:  # a pair raised: the database or the LLM service is gone
+                    raise next(f.exception() for f in futures if f in finished and f.exception() is not None)
             except BaseException:
                 pool.shutdown(cancel_futures=True)  # the run is over: do not check the pairs still queued
                 raise
+        for (index, _, _), future in zip(todo, futures):
+            results[index] = future.result()
         return results
 
-    def _check_safely(self, index: int, question: str, sql: str) -> PairResult:
+    def _check_safely(self, progress: "_Progress", index: int, question: str, sql: str) -> PairResult:
         try:
-            return self.check_pair(index, question, sql)
+            result = self.check_pair(index, question, sql)
         except (psycopg2.Error, LLMError):
             raise  # the database or the LLM service is gone (query errors never get here): the run stops
         except Exception as exc:  # one pair must never sink the others, whatever went wrong with it
             log.exception("pair %d could not be checked", index)
-            return PairResult(index, "skipped", question, sql, error=f"could not be checked, kept as is: {exc}")
+            result = PairResult(index, "skipped", question, sql, error=f"could not be checked, kept as is: {exc}")
+        progress.tick()
+        return result
+
+
+class _Progress:
+    """Logs "pair n/N checked" about every tenth of the run, from the worker that finished the pair."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.step = max(1, total // 10)
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        with self._lock:
+            self.done += 1
+            done = self.done
+        if done % self.step == 0 or done == self.total:
+            log.info("pair %d/%d checked", done, self.total)
+
+
+@contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Keep the cyclic collector's full passes to the objects made during the run.
+
+    sqlglot trees are reference cycles (parent <-> child), so only the collector frees a pair's tree,
+    and each of its full passes also walks everything the process held before (imports, caches): up
+    to a tenth of a run in bench/validation.py. ``gc.freeze`` parks those older objects until the run
+    ends (nothing is lost: they are collected as usual afterwards); left alone when someone else has
+    frozen objects already.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
