@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Sequence
 
 from dp.database import ConnectionStringError, mask_url, validate_url
-from dp.settings import get_settings, task_output_root
+from dp.settings import Settings, get_settings, task_output_root
 from dp.table_list import TableListError, parse_table_list
 from dp.task_ids import InvalidTaskId, new_task_id, validate_task_id
 
@@ -42,6 +43,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-training-load", action="store_true", help="skip step 4 (training_load)")
     p.add_argument("--backup-vector-tables", action="store_true", help="step 4 backs up the vector tables to vector_bak/ first")
     p.add_argument("--truncate-vector-tables", action="store_true", help="step 4 empties the vector tables first (implies backup)")
+    p.add_argument("--no-db-tracking", action="store_true",
+                   help="do not record the run in the service database's tracking tables (recorded by default, created_by manual)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
                            "DP_PREFECT_HOST:DP_PREFECT_PORT.")
     serve.add_argument("--host", help="address to listen on (default: DP_API_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: DP_API_PORT)")
+    mirror = sub.add_parser("mirror", help="keep the tracking tables in step with Prefect's flow runs",
+                            description="Poll Prefect every DP_MIRROR_POLL_INTERVAL seconds and mirror every run of "
+                            "schema_workflow (status, steps, logs, output files) into the tracking tables; Ctrl-C or "
+                            "SIGTERM stops it.")
+    mirror.add_argument("--api-url", metavar="URL",
+                        help="Prefect API, e.g. http://prefect-host:4200/api (default: PREFECT_API_URL, else DP_PREFECT_HOST:DP_PREFECT_PORT)")
+    mirror_mode = mirror.add_mutually_exclusive_group()
+    mirror_mode.add_argument("--rebuild", action="store_true", help="re-derive every row from all of Prefect's flow runs once, then exit")
+    mirror_mode.add_argument("--once", action="store_true", help="one poll, then exit")
     return parser
 
 
@@ -149,20 +161,38 @@ def _run_flow(args: argparse.Namespace, db_url: str, table_list_text: str, busin
     add_console_progress()
     from flows.schema_workflow import schema_workflow
 
+    parameters = dict(
+        task_id=task_id, connection=reference_for_url(db_url), output_dir=str(task_dir),
+        business_context=business_context, execution_mode=args.execution_mode,
+        single_step=args.single_step, from_step=args.from_step, skip_validation=args.skip_validation,
+        disable_llm_repair=args.disable_llm_repair, no_modify_file=args.no_modify_file,
+        skip_training_load=args.skip_training_load, backup_vector_tables=args.backup_vector_tables,
+        truncate_vector_tables=args.truncate_vector_tables,
+    )
+    with ExitStack() as tracking:
+        hooks = [] if args.no_db_tracking else _start_tracking(tracking, settings, parameters, db_url)
+        flow = schema_workflow.with_options(on_running=hooks) if hooks else schema_workflow
+        try:
+            result = flow(**parameters)
+        except Exception as exc:
+            print(f"\nTask {task_id} failed: {exc}\n  outputs and log: {task_dir}", file=sys.stderr)
+            return 1
+        _print_summary(result, task_dir)
+        return 0
+
+
+def _start_tracking(stack: ExitStack, settings: Settings, parameters: dict[str, Any], db_url: str) -> list:
+    """Record the run in the tracking tables (service/run_tracking.py); returns the flow hooks that tell
+    the tracker its flow run. The run goes on untracked (no hooks) when the tables are out of reach."""
+    from dp.database import database_name
+    from service.run_tracking import TrackingUnavailable, tracked_run
+
     try:
-        result = schema_workflow(
-            task_id=task_id, connection=reference_for_url(db_url), output_dir=str(task_dir),
-            business_context=business_context, execution_mode=args.execution_mode,
-            single_step=args.single_step, from_step=args.from_step, skip_validation=args.skip_validation,
-            disable_llm_repair=args.disable_llm_repair, no_modify_file=args.no_modify_file,
-            skip_training_load=args.skip_training_load, backup_vector_tables=args.backup_vector_tables,
-            truncate_vector_tables=args.truncate_vector_tables,
-        )
-    except Exception as exc:
-        print(f"\nTask {task_id} failed: {exc}\n  outputs and log: {task_dir}", file=sys.stderr)
-        return 1
-    _print_summary(result, task_dir)
-    return 0
+        tracker = stack.enter_context(tracked_run(settings, parameters, database_name(db_url)))
+    except TrackingUnavailable as exc:
+        print(f"Task {parameters['task_id']} is not tracked ({exc}); --no-db-tracking skips tracking", file=sys.stderr)
+        return []
+    return [tracker.on_running]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -223,6 +253,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(get_settings().model_copy(update=overrides))
 
 
+def _cmd_mirror(args: argparse.Namespace) -> int:
+    import threading
+
+    from deployments.setup import prefect_api
+    from deployments.stack import _stop_on_signals
+    from service.mirror_service import run_mirror, run_rebuild
+
+    settings = get_settings()
+    with prefect_api(_api_url_arg(args)):
+        if args.rebuild:
+            return run_rebuild(settings)
+        if args.once:
+            return run_mirror(settings, threading.Event(), once=True)
+        with _stop_on_signals() as stopping:
+            return run_mirror(settings, stopping)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -231,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         return {"run": _cmd_run, "demo": _cmd_demo, "up": _cmd_up, "deploy": _cmd_deploy, "worker": _cmd_worker,
-                "serve": _cmd_serve}[args.command](args)
+                "serve": _cmd_serve, "mirror": _cmd_mirror}[args.command](args)
     except UsageError as exc:
         print(f"data-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

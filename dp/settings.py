@@ -144,6 +144,17 @@ class Settings(BaseSettings):
         default=30, ge=1, description="Finished (completed/failed/cancelled) tasks are deleted this many days after they ended."
     )
 
+    # --- the mirror of Prefect run states (service/mirror.py, `data-pipeline mirror`) ---------------
+    mirror_poll_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between two polls of Prefect by the mirror (and by a tracked `data-pipeline run`)."
+    )
+    mirror_log_grace: float = Field(
+        default=10.0, gt=0, description="Seconds after a flow run ends until the mirror reads its logs a last time (Prefect receives logs in batches)."
+    )
+    mirror_catch_up_hours: float = Field(
+        default=24.0, ge=0, description="On start, the mirror also reads flow runs that ended this many hours back (runs it missed while stopped)."
+    )
+
     # --- Prefect stack: server, deployments, workers (deployments/) ----------------------------
     prefect_host: str = Field(
         default="127.0.0.1", description="Address the Prefect server of `data-pipeline up` listens on (loopback by default)."

@@ -1,0 +1,124 @@
+"""Reading Prefect for the mirror: flow runs of ``schema_workflow``, their task runs and logs, page by page.
+
+Every read follows all of Prefect's pages (at most ``PAGE`` rows each) and takes many flow runs at
+once, so a poll costs one call per kind of object, not one per run. Timestamps leave here as
+plain UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    LogFilter,
+    LogFilterFlowRunId,
+    LogFilterTimestamp,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
+from prefect.client.schemas.objects import FlowRun, Log, TaskRun
+from prefect.client.schemas.sorting import FlowRunSort, LogSort, TaskRunSort
+
+from dp.task_ids import InvalidTaskId, validate_task_id
+
+FLOW_NAME = "schema_workflow"
+PAGE = 200  # Prefect's largest page (PREFECT_API_DEFAULT_LIMIT)
+_FLOWS = FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
+
+
+@dataclass
+class RunSnapshot:
+    """One flow run as Prefect shows it now: the run, its task runs, and logs not yet copied."""
+
+    flow_run: FlowRun
+    task_runs: list[TaskRun] = field(default_factory=list)
+    logs: list[Log] = field(default_factory=list)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.isoformat()).astimezone(timezone.utc)
+
+
+def state_type_of(run: FlowRun | TaskRun) -> str:
+    return run.state_type.value if run.state_type else "PENDING"
+
+
+def task_id_of(flow_run: FlowRun) -> str | None:
+    """The task a flow run works for (its ``task_id`` parameter), or None when it is not a valid id."""
+    task_id = (flow_run.parameters or {}).get("task_id") or flow_run.name
+    try:
+        return validate_task_id(task_id)
+    except InvalidTaskId:
+        return None
+
+
+
+def _all_pages(fetch: Callable[[int], list]) -> list:
+    rows, offset = [], 0
+    while True:
+        page = fetch(offset)
+        rows.extend(page)
+        if len(page) < PAGE:
+            return rows
+        offset += PAGE
+
+
+def read_flow_runs(client: SyncPrefectClient, flow_run_filter: FlowRunFilter | None = None) -> list[FlowRun]:
+    """Every flow run of ``schema_workflow`` matching the filter (all pages)."""
+    return _all_pages(lambda offset: client.read_flow_runs(
+        flow_filter=_FLOWS, flow_run_filter=flow_run_filter, sort=FlowRunSort.ID_DESC, limit=PAGE, offset=offset))
+
+
+def read_task_runs(client: SyncPrefectClient, flow_run_ids: Sequence[UUID]) -> dict[UUID, list[TaskRun]]:
+    """The task runs of these flow runs, grouped by flow run (all pages)."""
+    grouped: dict[UUID, list[TaskRun]] = {run_id: [] for run_id in flow_run_ids}
+    if not flow_run_ids:
+        return grouped
+    runs = _all_pages(lambda offset: client.read_task_runs(
+        task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=list(flow_run_ids))),
+        sort=TaskRunSort.ID_DESC, limit=PAGE, offset=offset))
+    for task_run in runs:
+        grouped.setdefault(task_run.flow_run_id, []).append(task_run)
+    return grouped
+
+
+def read_logs(client: SyncPrefectClient, flow_run_ids: Sequence[UUID],
+              since: datetime | None = None) -> dict[UUID, list[Log]]:
+    """The logs of these flow runs stamped at or after ``since`` (all), grouped by flow run.
+
+    Prefect sorts logs by timestamp only, so pages follow the timestamp (inclusive) rather than an
+    offset: logs sharing a timestamp across a page boundary are read twice, never skipped.
+    """
+    grouped: dict[UUID, list[Log]] = {run_id: [] for run_id in flow_run_ids}
+    if not flow_run_ids:
+        return grouped
+    seen: dict[UUID, Log] = {}
+    cursor, offset = since, 0
+    while True:
+        log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=list(flow_run_ids)),
+                               timestamp=LogFilterTimestamp(after_=cursor) if cursor else None)
+        page = client.read_logs(log_filter, limit=PAGE, offset=offset, sort=LogSort.TIMESTAMP_ASC)
+        seen.update((entry.id, entry) for entry in page)
+        if len(page) < PAGE:
+            break
+        last = page[-1].timestamp
+        cursor, offset = (cursor, offset + PAGE) if cursor == last else (last, 0)
+    for entry in sorted(seen.values(), key=lambda e: (e.timestamp, str(e.id))):
+        grouped.setdefault(entry.flow_run_id, []).append(entry)
+    return grouped
+
+
+def snapshots(client: SyncPrefectClient, flow_runs: Sequence[FlowRun],
+              log_since: datetime | None = None) -> list[RunSnapshot]:
+    """Snapshots of these flow runs: two reads (task runs, logs) for all of them together."""
+    ids = [run.id for run in flow_runs]
+    task_runs = read_task_runs(client, ids)
+    logs = read_logs(client, ids, log_since)
+    return [RunSnapshot(run, task_runs.get(run.id, []), logs.get(run.id, [])) for run in flow_runs]
