@@ -92,7 +92,8 @@ def tracked_run(settings: Settings, parameters: dict[str, Any], db_name: str | N
             if store.get_task(conn, task_id=task_id) is None:
                 store.create_task(conn, **{**new_task_fields(parameters, task_id, "manual"), "db_name": db_name})
     except Exception as exc:  # whatever keeps the tables away, the run itself goes on
-        raise TrackingUnavailable(f"service database unavailable: {exc}") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise TrackingUnavailable(f"service database unavailable: {reason}") from None
     tracker = RunTracker(settings, task_id)
     stop = threading.Event()
     # the thread sees this thread's Prefect settings (a ``temporary_settings`` API URL, too)
