@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Callable, TextIO
+from typing import TextIO
 
 import httpx
 import psycopg2
@@ -42,8 +42,7 @@ def _say(out: TextIO, text: str) -> None:
     print(f"{datetime.now():%H:%M:%S} mirror: {text}", file=out, flush=True)
 
 
-def run_mirror(settings: Settings, stop: threading.Event, out: TextIO = sys.stdout, *, once: bool = False,
-               on_cycle: Callable[[], None] | None = None) -> int:
+def run_mirror(settings: Settings, stop: threading.Event, out: TextIO = sys.stdout, *, once: bool = False) -> int:
     """Mirror until ``stop`` is set (or one cycle with ``once``); 0 when stopped cleanly.
 
     Prefect is reached through ``PREFECT_API_URL`` (set it, or ``prefect_api``, before calling).
@@ -77,8 +76,6 @@ def run_mirror(settings: Settings, stop: threading.Event, out: TextIO = sys.stdo
                         conn.close()
                 except httpx.HTTPError as exc:
                     failing = _report_once(out, failing, "Prefect API", exc)
-                if on_cycle is not None:
-                    on_cycle()
                 if once:
                     break
                 stop.wait(max(0.0, settings.mirror_poll_interval - (time.monotonic() - began)))
