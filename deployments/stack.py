@@ -87,7 +87,7 @@ def optional_components(settings: Settings, env: Mapping[str, str]) -> list[Comp
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def stop_on_signals() -> Iterator[threading.Event]:
     stopping = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -147,7 +147,7 @@ def run_stack(settings: Settings | None = None, extra: Sequence[Component] | Non
     them the stack's Prefect API); None starts the mirror and the REST service when the CLI has them.
     """
     settings = settings or get_settings()
-    with _stop_on_signals() as stopping, Supervisor(settings.stack_stop_timeout) as children:
+    with stop_on_signals() as stopping, Supervisor(settings.stack_stop_timeout) as children:
         try:
             _start(settings, children, stopping, extra, out)
         except (StackError, psycopg2.Error) as exc:  # psycopg2's messages come with the password masked
@@ -158,7 +158,7 @@ def run_stack(settings: Settings | None = None, extra: Sequence[Component] | Non
 
 def run_worker(settings: Settings, url: str, out: TextIO = sys.stdout) -> int:
     """One worker on this machine for the pool of the Prefect server at ``url``, until Ctrl-C/SIGTERM."""
-    with _stop_on_signals() as stopping, Supervisor(settings.stack_stop_timeout) as children:
+    with stop_on_signals() as stopping, Supervisor(settings.stack_stop_timeout) as children:
         children.start(worker_component(settings, url))
         print(f"Worker polling work pool {WORK_POOL!r} of {url}; Ctrl-C stops it.", file=out, flush=True)
         return _supervise(children, stopping, "worker", out)

@@ -257,7 +257,7 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
     import threading
 
     from deployments.setup import prefect_api
-    from deployments.stack import _stop_on_signals
+    from deployments.stack import stop_on_signals
     from service.mirror_service import run_mirror, run_rebuild
 
     settings = get_settings()
@@ -266,7 +266,7 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
             return run_rebuild(settings)
         if args.once:
             return run_mirror(settings, threading.Event(), once=True)
-        with _stop_on_signals() as stopping:
+        with stop_on_signals() as stopping:
             return run_mirror(settings, stopping)
 
 
