@@ -7,9 +7,14 @@ repaired: such a pair is invalid as training data. Nothing a single pair does st
 a pair that cannot be checked for an unexpected reason is skipped (kept), never judged invalid. Only
 losing the database or the LLM service (a transient ``LLMError``) ends the run.
 
-The run keeps the process's own overhead low, since the guard is CPU under the GIL: workers log
-progress themselves (the main thread wakes once, not per pair), and the cyclic collector leaves alone
-the objects that existed before the run (see ``_older_objects_frozen``).
+``check_all`` works in two phases, because the guard is CPU under the GIL: the calling thread first
+guards every pair's SQL, then the workers take the database checks and repairs. Guarding in the
+workers, between their round trips, took 40-85% more CPU (GIL hand-offs on every round trip, parse
+trees kept alive across them, so promoted to the collector's old generations) and up to a quarter
+more time (bench/validation.py). No parse tree outlives its guard call (~9 KiB each): a repair that
+needs one parses the statement again. Workers log progress
+themselves (the main thread wakes once, not per pair), and the cyclic collector leaves alone the
+objects that existed before the run (see ``_older_objects_frozen``).
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import psycopg2
+from sqlglot import exp
 
 from dp.llm.client import LLMError
-from steps.sql_validation.guard import GuardedSql, GuardRejected, guard_sql
+from steps.sql_validation.guard import GuardRejected, guard_sql
 from steps.sql_validation.pair_file import pair_of
 from steps.sql_validation.repair import RepairRequest, Repairer
 from steps.sql_validation.validator import DbCheck, QueryValidator
@@ -36,10 +42,23 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Verdict:
+    """What the guard, then the database (``db``, None until checked or when refused) said about one SQL."""
+
     sql: str
-    guarded: GuardedSql | None = None
+    statement: str | None = None  # the one statement the guard let through, as the database gets it
     rejected: GuardRejected | None = None
     db: DbCheck | None = None
+
+    @classmethod
+    def of_guard(cls, sql: str) -> "Verdict":
+        try:
+            return cls(sql, statement=guard_sql(sql).sql)
+        except GuardRejected as exc:
+            return cls(sql, rejected=exc)
+
+    def tree(self) -> exp.Expression | None:
+        """The statement's sqlglot tree, parsed again: only a repair needs it, and trees are not kept."""
+        return guard_sql(self.statement).tree if self.statement is not None else None
 
     @property
     def ok(self) -> bool:
@@ -91,21 +110,23 @@ class PairChecker:
 
     def judge(self, sql: str) -> Verdict:
         """The guard's verdict and, when it lets the SQL through, the database's."""
-        try:
-            guarded = guard_sql(sql)
-        except GuardRejected as exc:
-            return Verdict(sql, rejected=exc)
-        return Verdict(sql, guarded=guarded, db=self.validator.check(guarded.sql))
+        return self._to_database(Verdict.of_guard(sql))
+
+    def _to_database(self, verdict: Verdict) -> Verdict:
+        if verdict.statement is not None:
+            verdict.db = self.validator.check(verdict.statement)
+        return verdict
 
     def check_pair(self, index: int, question: str, sql: str) -> PairResult:
-        started = time.perf_counter()
-        result = PairResult(index, "invalid", question, sql)
-        verdict = self.judge(sql)
+        return self._check(index, question, _Guarded.of(sql))
+
+    def _check(self, index: int, question: str, guarded: "_Guarded") -> PairResult:
+        started = time.perf_counter() - guarded.seconds
+        verdict = self._to_database(guarded.verdict)
+        result = PairResult(index, "invalid", question, verdict.sql)
         repairable = verdict.rejected is None or verdict.rejected.kind == "syntax"
         while not verdict.ok and repairable and self.repairer and len(result.repairs) < self.max_rounds:
-            request = RepairRequest(
-                question, verdict.sql, verdict.error, verdict.db, verdict.guarded.tree if verdict.guarded else None
-            )
+            request = RepairRequest(question, verdict.sql, verdict.error, verdict.db, verdict.tree())
             try:
                 candidate = self.repairer.repair(request)
             except LLMError as exc:
@@ -119,7 +140,7 @@ class PairChecker:
             result.repairs.append({"sql": candidate, "error": verdict.error})
         if verdict.ok:
             result.status = "repaired" if result.repairs else "valid"
-            result.final_sql = verdict.guarded.sql if result.repairs else verdict.sql
+            result.final_sql = verdict.statement if result.repairs else verdict.sql
             result.warnings = list(verdict.db.warnings)
         else:
             result.error = verdict.error
@@ -138,29 +159,56 @@ class PairChecker:
             else:
                 todo.append((index, *pair))
         progress = _Progress(len(todo))
-        with _older_objects_frozen(), ThreadPoolExecutor(workers, thread_name_prefix="sql-validation") as pool:
-            futures = [pool.submit(self._check_safely, progress, *item) for item in todo]
-            try:
-                finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
-                if pending:  # a pair raised: the database or the LLM service is gone
-                    raise next(f.exception() for f in futures if f in finished and f.exception() is not None)
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # the run is over: do not check the pairs still queued
-                raise
-        for (index, _, _), future in zip(todo, futures):
+        with _older_objects_frozen():
+            guarded = []
+            for index, question, sql in todo:  # phase 1, here: see the module docstring
+                try:
+                    guarded.append((index, question, _Guarded.of(sql)))
+                except Exception as exc:  # one pair must never sink the others, whatever went wrong with it
+                    results[index] = _skipped(index, question, sql, exc)
+                    progress.tick()
+            with ThreadPoolExecutor(workers, thread_name_prefix="sql-validation") as pool:
+                futures = [pool.submit(self._check_safely, progress, *item) for item in guarded]
+                try:
+                    finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
+                    if pending:  # a pair raised: the database or the LLM service is gone
+                        raise next(f.exception() for f in futures if f in finished and f.exception() is not None)
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # the run is over: do not check the pairs still queued
+                    raise
+        for (index, _, _), future in zip(guarded, futures):
             results[index] = future.result()
         return results
 
-    def _check_safely(self, progress: "_Progress", index: int, question: str, sql: str) -> PairResult:
+    def _check_safely(self, progress: "_Progress", index: int, question: str, guarded: "_Guarded") -> PairResult:
         try:
-            result = self.check_pair(index, question, sql)
+            result = self._check(index, question, guarded)
         except (psycopg2.Error, LLMError):
             raise  # the database or the LLM service is gone (query errors never get here): the run stops
         except Exception as exc:  # one pair must never sink the others, whatever went wrong with it
-            log.exception("pair %d could not be checked", index)
-            result = PairResult(index, "skipped", question, sql, error=f"could not be checked, kept as is: {exc}")
+            result = _skipped(index, question, guarded.verdict.sql, exc)
         progress.tick()
         return result
+
+
+@dataclass(frozen=True)
+class _Guarded:
+    """The guard's verdict on a pair's SQL, before the database check, and the seconds it took."""
+
+    verdict: Verdict
+    seconds: float
+
+    @classmethod
+    def of(cls, sql: str) -> "_Guarded":
+        started = time.perf_counter()
+        verdict = Verdict.of_guard(sql)
+        return cls(verdict, time.perf_counter() - started)
+
+
+def _skipped(index: int, question: str, sql: str, exc: Exception) -> PairResult:
+    """The result of a pair that could not be checked (called while handling ``exc``)."""
+    log.exception("pair %d could not be checked", index)
+    return PairResult(index, "skipped", question, sql, error=f"could not be checked, kept as is: {exc}")
 
 
 class _Progress:
