@@ -117,13 +117,9 @@ def tokenize_sql(sql: str) -> list[Token]:
 
 def _single_statement(tokens: list[Token]) -> list[Token]:
     """The tokens of the only statement; empty statements (``;;``) around it are allowed."""
-    statements: list[list[Token]] = [[]]
-    for token in tokens:
-        if token.token_type == TokenType.SEMICOLON:
-            statements.append([])
-        else:
-            statements[-1].append(token)
-    non_empty = [s for s in statements if s]
+    cuts = [i for i, token in enumerate(tokens) if token.token_type == TokenType.SEMICOLON]
+    bounds = zip([-1, *cuts], [*cuts, len(tokens)])
+    non_empty = [tokens[start + 1 : end] for start, end in bounds if end - start > 1]
     if not non_empty:
         raise GuardRejected("syntax", "the SQL holds no statement (only comments or semicolons)")
     if len(non_empty) > 1:
@@ -134,9 +130,8 @@ def _single_statement(tokens: list[Token]) -> list[Token]:
 
 
 def _check_functions(tokens: list[Token]) -> None:
-    for token, following in zip(tokens, tokens[1:]):
-        if following.token_type != TokenType.L_PAREN:
-            continue
+    for paren in [i for i, token in enumerate(tokens) if token.token_type == TokenType.L_PAREN and i]:
+        token = tokens[paren - 1]
         if token.token_type in _STRING_TOKENS:
             continue
         name = token.text if token.token_type == TokenType.IDENTIFIER else token.text.lower()
