@@ -123,3 +123,31 @@ def prefect_api(prefect_stack, monkeypatch):
     monkeypatch.setenv("PREFECT_API_URL", prefect_stack.api_url)
     with prefect_api_settings(prefect_stack.api_url):
         yield prefect_stack.api_url
+
+
+_UNFINISHED = ("SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "PAUSED")
+
+
+def cancel_unfinished_runs(url: str) -> int:
+    """Move every unfinished flow run to Cancelled, so its deployment concurrency slot is freed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    with prefect_api_settings(url), get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType[name] for name in _UNFINISHED]))))
+        for run in runs:
+            result = client.set_flow_run_state(run.id, Cancelled(message="left unfinished by a test"))
+            if result.status.value != "ACCEPT":
+                client.set_flow_run_state(run.id, Cancelled(message="left unfinished by a test"), force=True)
+        return len(runs)
+
+
+@pytest.fixture(autouse=True)
+def _no_run_outlives_its_test(request):
+    """A run a test left unfinished must not hold the deployment's only slot for the next test."""
+    yield
+    if "prefect_stack" in request.fixturenames:
+        cancel_unfinished_runs(request.getfixturevalue("prefect_stack").api_url)
