@@ -47,27 +47,29 @@ POST_BODY = {"parameters": {"db_connection": "postgresql://bench:Bench-pw@127.0.
 
 
 def baseline_app(dsn: str):
-    """The bare route: one pooled psycopg2 query, the row as JSON; nothing else."""
+    """The bare route: a connection from a queue, one query, the row as JSON; nothing else."""
+    import queue
+
+    import psycopg2
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
     from psycopg2.extras import RealDictCursor
-    from psycopg2.pool import ThreadedConnectionPool
 
     app = FastAPI()
-    pool = ThreadedConnectionPool(1, 10, dsn)
-    lock = threading.BoundedSemaphore(10)
+    idle: queue.Queue = queue.Queue()
+    for _ in range(10):
+        idle.put(psycopg2.connect(dsn))
 
     @app.get(PREFIX + "/tasks/{task_id}")
     def read_task(task_id: str):
-        with lock:
-            conn = pool.getconn()
-            try:
-                with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-                    # the baseline is by definition a raw query; the product reads through service/store.py
-                    cur.execute("SELECT * FROM data_pipeline_tasks WHERE id = %s", (task_id,))
-                    row = cur.fetchone()
-            finally:
-                pool.putconn(conn)
+        conn = idle.get()
+        try:
+            with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
+                # the baseline is by definition a raw query; the product reads through service/store.py
+                cur.execute("SELECT * FROM data_pipeline_tasks WHERE id = %s", (task_id,))
+                row = cur.fetchone()
+        finally:
+            idle.put(conn)
         return JSONResponse(json.loads(json.dumps(row, default=str)))
 
     return app

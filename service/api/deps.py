@@ -10,10 +10,11 @@ Bearer``), compared in constant time.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Iterator
+from typing import Annotated, AsyncIterator
 
 import psycopg2.extensions
 from fastapi import Depends, Path, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from dp.settings import Settings
@@ -38,8 +39,24 @@ async def _runs(request: Request) -> PrefectRuns:
     return request.app.state.runs
 
 
-def _connection(pool: Annotated[ConnectionPool, Depends(_pool)]) -> Iterator[psycopg2.extensions.connection]:
-    with pool.connection() as conn:
+async def _pooled(pool: ConnectionPool, autocommit: bool) -> AsyncIterator[psycopg2.extensions.connection]:
+    # the event loop takes an idle connection itself; only waiting, connecting or rolling back go to a thread
+    conn = pool.try_checkout() or await run_in_threadpool(pool.checkout)
+    try:
+        conn.autocommit = autocommit
+        yield conn
+    finally:
+        if not pool.try_give_back(conn):
+            await run_in_threadpool(pool.give_back, conn)
+
+
+async def _connection(pool: Annotated[ConnectionPool, Depends(_pool)]) -> AsyncIterator[psycopg2.extensions.connection]:
+    async for conn in _pooled(pool, autocommit=False):
+        yield conn
+
+
+async def _read_connection(pool: Annotated[ConnectionPool, Depends(_pool)]) -> AsyncIterator[psycopg2.extensions.connection]:
+    async for conn in _pooled(pool, autocommit=True):
         yield conn
 
 
@@ -67,5 +84,7 @@ async def require_api_key(
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PoolDep = Annotated[ConnectionPool, Depends(_pool)]
 ConnDep = Annotated[psycopg2.extensions.connection, Depends(_connection)]
+# for routes that only read: autocommit, so no BEGIN/COMMIT round trips (each statement sees the latest data)
+ReadConnDep = Annotated[psycopg2.extensions.connection, Depends(_read_connection)]
 RunsDep = Annotated[PrefectRuns, Depends(_runs)]
 TaskId = Annotated[str, Depends(_task_id)]

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg2.extensions
@@ -95,17 +96,26 @@ def _flow_parameters(task: dict, task_dir: Path, run: dict) -> dict:
     }
 
 
+def _start(runs: PrefectRuns, task: dict, task_dir: Path, run: dict) -> str:
+    """Create the flow run of a claimed task (keyed by the claim, so a retry never starts a second)."""
+    return runs.start(task["id"], _flow_parameters(task, task_dir, run), f"{task['id']}:{task['started_at']}")
+
+
+def _record_run(conn: Connection, task_id: str, flow_run_id: str) -> dict:
+    with conn:
+        return store.update_task(conn, task_id=task_id, prefect_flow_run_id=flow_run_id)
+
+
 def _launch(conn: Connection, runs: PrefectRuns, task: dict, task_dir: Path, run: dict) -> str:
-    """Create the flow run for a claimed task and record it; the claim is released when that fails."""
+    """Start and record the flow run of a claimed task; the claim is released when that fails."""
     try:
-        flow_run_id = runs.start(task["id"], _flow_parameters(task, task_dir, run), f"{task['id']}:{task['started_at']}")
+        flow_run_id = _start(runs, task, task_dir, run)
     except Exception as exc:
         with conn:
             store.update_task(conn, task_id=task["id"], status="failed", completed_at="now",
                               error_message=f"the flow run could not be created: {type(exc).__name__}")
         raise
-    with conn:
-        store.update_task(conn, task_id=task["id"], prefect_flow_run_id=flow_run_id)
+    _record_run(conn, task["id"], flow_run_id)
     return flow_run_id
 
 
@@ -175,13 +185,16 @@ def create_task(conn: Connection, runs: PrefectRuns, settings: Settings, body: T
     if task_dir is None:
         return created(task, replay=True)
     try:
-        runs.save_connection(task["id"], new.url)
-        if new.table_list is not None:
-            _launch(conn, runs, task, task_dir, _run_of(new))
+        # The secret and the flow run are created at once: a worker starts a run seconds later, long
+        # after its secret exists, and a failure of either undoes both.
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            saving = helper.submit(runs.save_connection, task["id"], new.url)
+            flow_run_id = None if new.table_list is None else _start(runs, task, task_dir, _run_of(new))
+            saving.result()
     except BaseException:
         _undo_creation(conn, runs, settings, task)
         raise
-    task = read_task(conn, task["id"])
+    task = _record_run(conn, task["id"], flow_run_id) if flow_run_id else read_task(conn, task["id"])
     return created(task, table_count=None if new.table_list is None else len(new.table_list.tables))
 
 

@@ -48,7 +48,7 @@ class PrefectRuns:
         self.client = client
         self._lock = threading.Lock()
         self._deployment_id: UUID | None = None
-        self._secret_registered = False
+        self._secret_block: tuple[UUID, UUID] | None = None
 
     @classmethod
     @contextmanager
@@ -65,24 +65,34 @@ class PrefectRuns:
 
     # --- connection secrets ------------------------------------------------------------------
 
-    def _secret_class(self):
+    def _secret_ids(self) -> tuple[UUID, UUID]:
+        """Block type and schema of Prefect's Secret block, read once through our own client."""
         from prefect.blocks.system import Secret
+        from prefect.exceptions import ObjectNotFound
 
         with self._lock:
-            if not self._secret_registered:
-                Secret.register_type_and_schema()  # once: afterwards a save is one request
-                self._secret_registered = True
-        return Secret
+            if self._secret_block is None:
+                try:
+                    block_type = self.client.read_block_type_by_slug(Secret.get_block_type_slug())
+                    schema = self.client.read_block_schema_by_checksum(
+                        Secret._calculate_schema_checksum(), version=Secret.get_block_schema_version())
+                except ObjectNotFound:
+                    raise RunsUnavailable(f"the Prefect server at {self.api_url} has no Secret block type; "
+                                          "run `prefect block register -m prefect.blocks.system`") from None
+                self._secret_block = (block_type.id, schema.id)
+        return self._secret_block
 
     def save_connection(self, task_id: str, url: str) -> str:
         """Store ``url`` in the task's Secret block (replacing a leftover one); returns the reference."""
+        from prefect.blocks.system import Secret
         from prefect.client.schemas.actions import BlockDocumentCreate
         from prefect.exceptions import ObjectAlreadyExists
 
-        secret = self._secret_class()
-        name = secret_block_name(task_id)
-        # what Block.save sends, without its per-call type/schema registration round trips
-        document = secret(value=url)._to_block_document(name=name, include_secrets=True)
+        block_type_id, schema_id = self._secret_ids()
+        # what Block.save sends, without its per-call registration round trips
+        document = Secret(value=url)._to_block_document(
+            name=secret_block_name(task_id), block_schema_id=schema_id, block_type_id=block_type_id,
+            include_secrets=True)
         create = BlockDocumentCreate(**document.model_dump(
             include={"name", "block_schema_id", "block_type_id", "data", "is_anonymous"}))
         try:

@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from service.api import lifecycle
-from service.api.deps import ConnDep, SettingsDep, TaskId
+from service.api.deps import ReadConnDep, SettingsDep, TaskId
 from service.api.envelope import documented, ok
 from service.api.errors import bad_request, not_found, too_large
 from service.api.files import UnsafePath, list_files, stored_task_directory, task_file
@@ -29,7 +29,7 @@ _MEDIA_TYPES = {".json": "application/json", ".md": "text/markdown; charset=utf-
 
 
 @router.get("/{task_id}/files", responses=documented(FileList), summary="The files in the task's directory")
-def task_files(task_id: TaskId, conn: ConnDep, settings: SettingsDep):
+def task_files(task_id: TaskId, conn: ReadConnDep, settings: SettingsDep):
     task = lifecycle.read_task(conn, task_id)
     task_dir = stored_task_directory(settings, task_id, task["output_directory"])
     files = list_files(task_dir)
@@ -75,10 +75,10 @@ _DOWNLOAD_DOC = {200: {"content": {"application/octet-stream": {}}, "description
 
 
 @router.get("/{task_id}/files/download/{filename:path}", responses=_DOWNLOAD_DOC, summary="Download one file")
-def download_file(task_id: TaskId, filename: str, conn: ConnDep, settings: SettingsDep):
+def download_file(task_id: TaskId, filename: str, conn: ReadConnDep, settings: SettingsDep):
     return _download(task_id, filename, conn, settings)
 
 
 @router.get("/{task_id}/files/{filename:path}", responses=_DOWNLOAD_DOC, summary="Download one file (short form)")
-def download_file_short(task_id: TaskId, filename: str, conn: ConnDep, settings: SettingsDep):
+def download_file_short(task_id: TaskId, filename: str, conn: ReadConnDep, settings: SettingsDep):
     return _download(task_id, filename, conn, settings)

@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 
 from service import store
 from service.api import lifecycle, views
-from service.api.deps import ConnDep, PoolDep, SettingsDep, TaskId
+from service.api.deps import PoolDep, ReadConnDep, SettingsDep, TaskId
 from service.api.envelope import documented, ok
 from service.api.errors import bad_request, not_found
 from service.api.pool import ConnectionPool
@@ -38,7 +38,7 @@ _SHOWN = ("status", "progress", "current_step", "step_status", "error_message", 
 
 @router.get("/{task_id}/logs", responses=documented(LogPage), summary="A page of the task's log lines")
 def task_logs(
-    task_id: TaskId, conn: ConnDep,
+    task_id: TaskId, conn: ReadConnDep,
     level: Annotated[Level | None, Query(description="this level and above")] = None,
     step: Step | None = None,
     after: Cursor = None,

@@ -18,7 +18,7 @@ from dp.settings import Settings
 from dp.table_list import TableListError, parse_table_list
 from dp.task_dir import TABLE_LIST_NAME
 from service.api import lifecycle
-from service.api.deps import ConnDep, SettingsDep, TaskId
+from service.api.deps import ConnDep, ReadConnDep, SettingsDep, TaskId
 from service.api.envelope import documented, ok
 from service.api.errors import bad_request, too_large, validation_problems
 from service.api.files import stored_task_directory
@@ -105,7 +105,7 @@ async def set_table_list(task_id: TaskId, request: Request, conn: ConnDep, setti
 
 @router.get("/{task_id}/table-list-info", responses=documented(TableListInfo),
             summary="The task's table list: whether it is there, its size and tables")
-def table_list_info(task_id: TaskId, conn: ConnDep, settings: SettingsDep):
+def table_list_info(task_id: TaskId, conn: ReadConnDep, settings: SettingsDep):
     task = lifecycle.read_task(conn, task_id)
     path = stored_task_directory(settings, task_id, task["output_directory"]) / TABLE_LIST_NAME
     info = {"task_id": task_id, "has_file": False, "file_name": TABLE_LIST_NAME}

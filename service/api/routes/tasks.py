@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query
 
 from service import store
 from service.api import lifecycle, views
-from service.api.deps import ConnDep, RunsDep, SettingsDep, TaskId
+from service.api.deps import ConnDep, ReadConnDep, RunsDep, SettingsDep, TaskId
 from service.api.envelope import documented, ok
 from service.api.errors import bad_request, not_found
 from service.api.requests import check_new_task
@@ -65,7 +65,7 @@ def create_task(
 
 @router.get("", responses=documented(TaskPage, errors=(400, 401, 503)), summary="List tasks, filtered and paged")
 def list_tasks(
-    conn: ConnDep,
+    conn: ReadConnDep,
     status: Annotated[list[TaskStatus] | None, Query(description="one or more statuses")] = None,
     created_by: Literal["api", "manual", "schedule", "system"] | None = None,
     db_name: Annotated[Text | None, Query(max_length=100)] = None,
@@ -90,7 +90,7 @@ def list_tasks(
 
 
 @router.get("/active", responses=documented(ActiveTasks, errors=(401, 503)), summary="Tasks holding a run slot")
-def active_tasks(conn: ConnDep, settings: SettingsDep):
+def active_tasks(conn: ReadConnDep, settings: SettingsDep):
     with conn:
         rows = store.active_tasks(conn)
     return ok({"tasks": [views.task_summary(row) for row in rows], "total": len(rows),
@@ -98,7 +98,7 @@ def active_tasks(conn: ConnDep, settings: SettingsDep):
 
 
 @router.get("/{task_id}", responses=documented(TaskDetail), summary="A task with its steps, parameters and result")
-def get_task(task_id: TaskId, conn: ConnDep):
+def get_task(task_id: TaskId, conn: ReadConnDep):
     with conn:
         task = store.get_task(conn, task_id=task_id)
         if task is None:

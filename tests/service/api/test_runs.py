@@ -6,8 +6,11 @@ password of the connection in no answer, log line, file or Prefect parameter."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
 from uuid import UUID
 
 import httpx
@@ -60,23 +63,38 @@ def _read_events(client: httpx.Client, task_id: str, **params) -> list[tuple[str
     return events
 
 
+@dataclass
+class LockedTable:
+    url: str
+    release: Callable[[], None]
+
+
 @pytest.fixture
 def locked_table(scratch_db):
-    """A business database whose table ``slow`` stays locked: step 1 waits on it until released."""
+    """A business database whose table ``slow`` stays locked: step 1 waits on it until ``release()``.
+
+    A run blocked in a query only takes its SIGTERM once the query returns (else the worker kills it
+    after its grace period), so tests release the lock once they asked for the cancellation.
+    """
     with connection(scratch_db) as setup:
         setup.autocommit = True
         setup.cursor().execute("CREATE TABLE slow (id integer PRIMARY KEY, name text)")
-    holder = connection(scratch_db)
-    conn = holder.__enter__()
-    conn.cursor().execute("LOCK TABLE slow IN ACCESS EXCLUSIVE MODE")
-    yield scratch_db
-    conn.rollback()
-    holder.__exit__(None, None, None)
+    with connection(scratch_db) as holder:
+        holder.cursor().execute("LOCK TABLE slow IN ACCESS EXCLUSIVE MODE")
+        lock = threading.Lock()
+
+        def release() -> None:
+            with lock:
+                if not holder.closed:
+                    holder.rollback()
+
+        yield LockedTable(scratch_db, release)
+        release()
 
 
-def _running_task(client: httpx.Client, db_url: str) -> dict:
+def _running_task(client: httpx.Client, locked: LockedTable) -> dict:
     _wait_no_active(client)
-    reply = client.post("/tasks", json=_params(db_url, ["slow"]))
+    reply = client.post("/tasks", json=_params(locked.url, ["slow"]))
     assert reply.status_code == 201, reply.json()
     created = reply.json()["data"]
     _wait_for(lambda: _flow_run_state(created["flow_run_id"]) == "RUNNING", 120, "the run to start")
@@ -156,17 +174,20 @@ def test_cancel_a_running_task(live_api, locked_table, prefect_api):
         reply = client.post(f"/tasks/{task_id}/cancel")
         assert reply.status_code == 202, reply.json()
         assert reply.json()["data"]["flow_run_state"] in ("Cancelling", "Cancelled")
+        threading.Timer(2, locked_table.release).start()
         _wait_for(lambda: _flow_run_state(created["flow_run_id"]) == "CANCELLED", 60, "Prefect to cancel the run")
         _wait_for(lambda: client.get(f"/tasks/{task_id}").json()["data"]["status"] == "cancelled", 30, "cancelled")
         assert client.post(f"/tasks/{task_id}/cancel").status_code == 409
         assert client.get("/tasks/active").json()["data"]["total"] == 0
-        assert client.delete(f"/tasks/{task_id}").status_code == 200
+        reply = client.delete(f"/tasks/{task_id}")
+        assert reply.status_code == 200, reply.json()
 
 
 def test_delete_while_running(live_api, locked_table, prefect_api):
     with live_api.client() as client:
         created = _running_task(client, locked_table)
         task_id = created["task_id"]
+        threading.Timer(3, locked_table.release).start()  # DELETE waits while the run stops
         reply = client.delete(f"/tasks/{task_id}")
         assert reply.status_code == 200, reply.json()
         data = reply.json()["data"]
@@ -184,7 +205,7 @@ def test_fifty_concurrent_creations_with_one_slot_start_one_run(live_api, locked
 
         def create(_):
             with live_api.client() as own:
-                reply = own.post("/tasks", json=_params(locked_table, ["slow"]))
+                reply = own.post("/tasks", json=_params(locked_table.url, ["slow"]))
                 return reply.status_code, reply.json()
 
         with ThreadPoolExecutor(max_workers=50) as pool:
@@ -194,7 +215,8 @@ def test_fifty_concurrent_creations_with_one_slot_start_one_run(live_api, locked
         [winner] = [body["data"] for code, body in answers if code == 201]
         active = client.get("/tasks/active").json()["data"]["tasks"]
         assert [t["task_id"] for t in active] == [winner["task_id"]]
-        assert client.get("/tasks", params={"db_name": database_name(locked_table)}).json()["data"]["total"] == 1
+        assert client.get("/tasks", params={"db_name": database_name(locked_table.url)}).json()["data"]["total"] == 1
         with PrefectRuns.connect() as runs:
             assert runs.state(winner["flow_run_id"]) is not None
+        threading.Timer(3, locked_table.release).start()
         assert client.delete(f"/tasks/{winner['task_id']}").status_code == 200
