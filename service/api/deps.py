@@ -1,6 +1,7 @@
 """Dependencies of the routes, as ``Annotated`` aliases: the connection, settings, Prefect, task id, API key.
 
-The app's lifespan puts the settings, the connection pool and the Prefect client on ``app.state``;
+The app's lifespan puts the settings, the connection pool, the Prefect client and the background
+starter on ``app.state``;
 these aliases hand them to routes. ``TaskId`` is checked against the task-id pattern before a route
 body runs, so no unchecked id ever reaches the file system or a query. ``require_api_key`` guards
 every router but health when ``DP_API_KEY`` is set (``X-API-Key`` header or ``Authorization:
@@ -22,6 +23,7 @@ from dp.task_ids import InvalidTaskId, validate_task_id
 from service.api.errors import ApiError, bad_request
 from service.api.pool import ConnectionPool
 from service.api.runs import PrefectRuns
+from service.api.starter import Starter
 
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the DP_API_KEY value")
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <DP_API_KEY>")
@@ -37,6 +39,10 @@ async def _pool(request: Request) -> ConnectionPool:
 
 async def _runs(request: Request) -> PrefectRuns:
     return request.app.state.runs
+
+
+async def _starter(request: Request) -> Starter:
+    return request.app.state.starter
 
 
 async def _pooled(pool: ConnectionPool, autocommit: bool) -> AsyncIterator[psycopg2.extensions.connection]:
@@ -87,4 +93,5 @@ ConnDep = Annotated[psycopg2.extensions.connection, Depends(_connection)]
 # for routes that only read: autocommit, so no BEGIN/COMMIT round trips (each statement sees the latest data)
 ReadConnDep = Annotated[psycopg2.extensions.connection, Depends(_read_connection)]
 RunsDep = Annotated[PrefectRuns, Depends(_runs)]
+StarterDep = Annotated[Starter, Depends(_starter)]
 TaskId = Annotated[str, Depends(_task_id)]

@@ -27,6 +27,7 @@ from service import store
 from service.api.envelope import envelope
 from service.api.files import UnsafePath
 from service.api.pool import PoolTimeout
+from service.api.runs import RunsUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ def install_error_handlers(app: FastAPI) -> None:
         PoolTimeout: lambda e: unavailable(f"the service is busy: {e}"),
         psycopg2.OperationalError: lambda e: unavailable("the service database cannot be reached"),
         httpx.HTTPError: lambda e: unavailable("the Prefect API cannot be reached or failed"),
+        RunsUnavailable: lambda e: unavailable(str(e)),
     }
     for exc_type, to_api_error in mapped.items():
         app.add_exception_handler(exc_type, _mapped_handler(to_api_error))

@@ -1,11 +1,11 @@
 """What the task routes do beyond reading: create, start, cancel and delete a task, change its table list.
 
-Invariants: a task is created whole or not at all (row, directory, table list, Secret block and,
-with a table list, its flow run; a failure half-way undoes the rest). A run slot is claimed in
-PostgreSQL (``store.claim_run_slot``, in the transaction that creates the task) before Prefect is
-asked for a flow run, so the limit holds under any concurrency and a full house answers 409 at
-once, leaving nothing behind. A claim clears the previous flow run id, so the mirror never ends
-the new run with the old run's final state. Files are removed only after the flow run has stopped.
+Invariants: a task's row, directory, table list and run slot are created in one transaction (a
+full house answers 409 at once and leaves nothing behind: ``store.claim_run_slot`` counts in
+PostgreSQL, so the limit holds under any concurrency); its Secret block and flow run follow in the
+background, and a task whose run cannot be started ends failed with the reason. A claim clears
+the previous flow run id, so the mirror never ends the new run with the old run's final state.
+Files are removed only after the flow run has stopped.
 """
 
 from __future__ import annotations
@@ -16,21 +16,25 @@ import logging
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+import httpx
 import psycopg2.extensions
 
+from dp.logs import redact
 from dp.settings import Settings
 from dp.task_dir import TABLE_LIST_NAME
 from dp.task_ids import new_task_id
 from flows.plan import STEPS, Plan
 from service import store
 from service.api.cleanup import remove_leftovers, remove_task_files
-from service.api.errors import bad_request, conflict, not_found
+from service.api.errors import bad_request, conflict, not_found, unavailable
 from service.api.files import SCANNER, stored_task_directory, task_directory
 from service.api.requests import OPTION_NAMES, NewTask, TableList, check_execute, run_options
-from service.api.runs import PrefectRuns, connection_reference
+from service.api.runs import PrefectRuns, RunsUnavailable, connection_reference
 from service.api.schemas import TaskCreate, TaskExecute
+from service.api.starter import Starter
 from service.states import is_final, mask_value
 
 log = logging.getLogger(__name__)
@@ -168,33 +172,57 @@ def _run_of(new: NewTask) -> dict:
             **{name: p[name] for name in OPTION_NAMES}}
 
 
-def _undo_creation(conn: Connection, runs: PrefectRuns, settings: Settings, task: dict) -> None:
+def _fail_start(conn: Connection, runs: PrefectRuns, task_id: str, exc: Exception) -> None:
+    """A created task whose run could not be started: failed, with the reason; nothing left in Prefect."""
+    log.error("task %s: its run could not be started: %s", task_id, redact(f"{type(exc).__name__}: {exc}"))
     with conn:
-        store.update_task(conn, task_id=task["id"], status="failed")
-        store.delete_task(conn, task_id=task["id"])
+        store.update_task(conn, task_id=task_id, status="failed", completed_at="now",
+                          error_message=f"its run could not be started ({type(exc).__name__}); create the task again")
     try:
-        remove_leftovers(settings, runs, task["id"], task["output_directory"])
-    except Exception as exc:  # Prefect or the disk failing too: say so, the first error is the answer
-        log.warning("task %s: could not remove its directory or secret after a failed creation: %s", task["id"], exc)
+        runs.forget_runs(task_id)
+        runs.forget_connection(task_id)
+    except Exception as cleanup:  # Prefect failing again: the retention flow or a DELETE removes them later
+        log.warning("task %s: could not remove its flow run or secret: %s", task_id, redact(str(cleanup)))
 
 
-def create_task(conn: Connection, runs: PrefectRuns, settings: Settings, body: TaskCreate, new: NewTask,
-                idempotency_key: str | None) -> dict:
-    """Create a task (and start its run when it has a table list); the data of the 201 answer."""
+def _start_created(conn: Connection, runs: PrefectRuns, task: dict, task_dir: Path, new: NewTask) -> dict | None:
+    """After the insert: the Secret block and, with a table list, the flow run; the task row after.
+
+    The row stays locked meanwhile, so a DELETE of the task waits until the secret it has to remove
+    exists. The secret and the flow run are created at once: a worker starts a run seconds later.
+    """
+    try:
+        with conn:
+            if store.update_task(conn, task_id=task["id"], prefect_flow_run_id=None) is None:
+                return None  # deleted meanwhile
+            with ThreadPoolExecutor(max_workers=1) as helper:
+                saving = helper.submit(runs.save_connection, task["id"], new.url)
+                flow_run_id = None if new.table_list is None else _start(runs, task, task_dir, _run_of(new))
+                saving.result()
+            return store.update_task(conn, task_id=task["id"], prefect_flow_run_id=flow_run_id)
+    except Exception as exc:
+        _fail_start(conn, runs, task["id"], exc)
+        raise
+
+
+def create_task(conn: Connection, runs: PrefectRuns, starter: Starter, settings: Settings, body: TaskCreate,
+                new: NewTask, idempotency_key: str | None) -> dict:
+    """Create a task and start its run when it has a table list; the data of the 201 answer.
+
+    The Prefect calls run in the background: the answer waits for them DP_API_START_WAIT seconds at
+    most, then says the run is starting (its flow run id shows in GET /tasks/{id} once it is there).
+    """
     task, task_dir = _insert(conn, settings, body, new, idempotency_key)
     if task_dir is None:
         return created(task, replay=True)
+    starting = starter.submit(lambda later: _start_created(later, runs, task, task_dir, new))
     try:
-        # The secret and the flow run are created at once: a worker starts a run seconds later, long
-        # after its secret exists, and a failure of either undoes both.
-        with ThreadPoolExecutor(max_workers=1) as helper:
-            saving = helper.submit(runs.save_connection, task["id"], new.url)
-            flow_run_id = None if new.table_list is None else _start(runs, task, task_dir, _run_of(new))
-            saving.result()
-    except BaseException:
-        _undo_creation(conn, runs, settings, task)
-        raise
-    task = _record_run(conn, task["id"], flow_run_id) if flow_run_id else read_task(conn, task["id"])
+        task = starting.result(timeout=settings.api_start_wait) or task
+    except FutureTimeout:
+        pass
+    except (httpx.HTTPError, RunsUnavailable) as exc:
+        raise unavailable(f"task {task['id']} was created but its run could not be started: {exc}",
+                          task_id=task["id"]) from None
     return created(task, table_count=None if new.table_list is None else len(new.table_list.tables))
 
 
@@ -207,7 +235,8 @@ def created(task: dict, replay: bool = False, table_count: int | None = None) ->
         "output_directory": task["output_directory"],
         "flow_run_id": task["prefect_flow_run_id"],
         "table_count": table_count,
-        "next_step": f"POST /api/v0/data_pipeline/tasks/{task['id']}/table-list, then .../execute" if waiting else None,
+        "next_step": (f"POST /api/v0/data_pipeline/tasks/{task['id']}/table-list, then .../execute" if waiting
+                      else None if task["prefect_flow_run_id"] else "its run is being started: GET the task for news"),
         "idempotent_replay": replay,
     }
 
@@ -222,7 +251,8 @@ def start_run(conn: Connection, runs: PrefectRuns, settings: Settings, task_id: 
     if not (task_dir / TABLE_LIST_NAME).is_file():
         raise conflict(f"task {task_id} has no table list yet; POST it to /tasks/{task_id}/table-list first")
     if not runs.has_connection(task_id):
-        raise conflict(f"the connection secret of task {task_id} is gone; create a new task")
+        raise conflict(f"the connection secret of task {task_id} is missing (still being stored: retry in a "
+                       "moment; else it is gone: create a new task)")
     run = {"execution_mode": body.execution_mode, "single_step": body.single_step, "from_step": body.from_step,
            **run_options(body)}
     with conn:

@@ -24,6 +24,7 @@ from service.api.errors import CatchAll, install_error_handlers
 from service.api.pool import ConnectionPool
 from service.api.routes import api_router, health
 from service.api.runs import PrefectRuns
+from service.api.starter import Starter
 from service.migrate import migrate
 
 TITLE = "data-pipeline REST API"
@@ -54,10 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = await run_in_threadpool(service_database_url, current)
         await run_in_threadpool(migrate, url)
         pool = ConnectionPool(url, current.api_db_pool_size)
+        starter = Starter(pool)
         try:
             with PrefectRuns.connect() as runs:
-                app.state.settings, app.state.pool, app.state.runs = current, pool, runs
+                app.state.settings, app.state.pool, app.state.runs, app.state.starter = current, pool, runs, starter
                 yield
+                starter.close()  # creations under way finish while the Prefect client is still open
         finally:
             pool.close()
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query
 
 from service import store
 from service.api import lifecycle, views
-from service.api.deps import ConnDep, ReadConnDep, RunsDep, SettingsDep, TaskId
+from service.api.deps import ConnDep, ReadConnDep, RunsDep, SettingsDep, StarterDep, TaskId
 from service.api.envelope import documented, ok
 from service.api.errors import bad_request, not_found
 from service.api.requests import check_new_task
@@ -52,14 +52,16 @@ def _utc(moment: datetime | None, name: str) -> datetime | None:
 @router.post("", status_code=201, responses=documented(TaskCreated, 201, (400, 401, 409, 413, 503)),
              summary="Create a task; with a table list its run starts at once")
 def create_task(
-    body: TaskCreate, conn: ConnDep, runs: RunsDep, settings: SettingsDep,
+    body: TaskCreate, conn: ConnDep, runs: RunsDep, starter: StarterDep, settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255,
                                                   description="repeat a creation safely: the same key answers the same task")] = None,
 ):
     new = check_new_task(body.parameters, settings)
-    data = lifecycle.create_task(conn, runs, settings, body, new, idempotency_key)
+    data = lifecycle.create_task(conn, runs, starter, settings, body, new, idempotency_key)
     message = "task already created for this Idempotency-Key" if data["idempotent_replay"] else (
-        "task created and its run started" if data["flow_run_id"] else "task created; it waits for its table list")
+        "task created and its run started" if data["flow_run_id"] else
+        "task created; it waits for its table list" if data["table_count"] is None else
+        "task created; its run is being started")
     return ok(data, message, 201)
 
 

@@ -30,6 +30,7 @@ from dp.sample_databases import with_database
 from dp.settings import Settings
 from service import store
 from service.api.main import create_app
+from service.api.runs import PrefectRuns
 from service.api.routes import PREFIX
 from service.migrate import migrate
 from tests.prefect_stack import free_port
@@ -63,6 +64,26 @@ def _fresh_migrated(embedded_url: str):
     with connection(embedded_url) as admin:
         admin.autocommit = True
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_started(client, task_id: str, timeout: float = 60) -> dict:
+    """The task once its run was handed to Prefect (``POST /tasks`` may answer before that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = client.get(f"/tasks/{task_id}").json()["data"]
+        if task["flow_run_id"] or task["status"] == "failed" or time.monotonic() > deadline:
+            assert task["flow_run_id"], task
+            return task
+        time.sleep(0.1)
+
+
+def secret_exists(task_id: str, wait: float = 0) -> bool:
+    """Whether the task's Secret block exists (within ``wait`` seconds: it is stored in the background)."""
+    deadline = time.monotonic() + wait
+    with PrefectRuns.connect() as runs:
+        while not runs.has_connection(task_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return runs.has_connection(task_id)
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,14 @@ from dp.settings import get_settings
 from flows.retention import retention
 from service import store
 from service.api.runs import PrefectRuns
-from tests.service.api.conftest import with_password
+from tests.service.api.conftest import secret_exists, with_password
 
 
 def _task(client, url: str) -> str:
     reply = client.post("/tasks", json={"parameters": {"db_connection": with_password(url), "business_context": "DVD"}})
     task_id = reply.json()["data"]["task_id"]
     assert client.post(f"/tasks/{task_id}/table-list", json={"tables": ["film"]}).status_code == 200
+    assert secret_exists(task_id, wait=30)
     return task_id
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from dp.database import connection, database_name
 from service.api.runs import PrefectRuns, secret_block_name
-from tests.service.api.conftest import PASSWORD, with_password
+from tests.service.api.conftest import PASSWORD, wait_started, with_password
 
 TABLES = ["language", "category", "film", "film_category"]
 
@@ -96,7 +96,7 @@ def _running_task(client: httpx.Client, locked: LockedTable) -> dict:
     _wait_no_active(client)
     reply = client.post("/tasks", json=_params(locked.url, ["slow"]))
     assert reply.status_code == 201, reply.json()
-    created = reply.json()["data"]
+    created = wait_started(client, reply.json()["data"]["task_id"])
     _wait_for(lambda: _flow_run_state(created["flow_run_id"]) == "RUNNING", 120, "the run to start")
     return created
 
@@ -105,9 +105,10 @@ def test_task_created_over_http_runs_to_completed(live_api, prefect_stack, pagil
     answers: list[str] = []
     with live_api.client(record=answers) as client:
         _wait_no_active(client)
-        created = client.post("/tasks", json=_params(pagila_url, TABLES)).json()["data"]
-        task_id = created["task_id"]
-        assert created["flow_run_id"] and created["table_count"] == 4
+        answer = client.post("/tasks", json=_params(pagila_url, TABLES)).json()["data"]
+        task_id = answer["task_id"]
+        assert answer["table_count"] == 4 and answer["status"] in ("in_progress", "pending")
+        created = wait_started(client, task_id)
 
         events = _read_events(client, task_id)
         kinds = [kind for kind, _, _ in events]
@@ -217,6 +218,6 @@ def test_fifty_concurrent_creations_with_one_slot_start_one_run(live_api, locked
         assert [t["task_id"] for t in active] == [winner["task_id"]]
         assert client.get("/tasks", params={"db_name": database_name(locked_table.url)}).json()["data"]["total"] == 1
         with PrefectRuns.connect() as runs:
-            assert runs.state(winner["flow_run_id"]) is not None
+            assert runs.state(wait_started(client, winner["task_id"])["flow_run_id"]) is not None
         threading.Timer(3, locked_table.release).start()
         assert client.delete(f"/tasks/{winner['task_id']}").status_code == 200

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dp.task_dir import TABLE_LIST_NAME
-from tests.service.api.conftest import with_password
+from tests.service.api.conftest import wait_started, with_password
 
 SECRET_TEXT = "top-secret-content-42"
 
@@ -31,7 +31,8 @@ def outside(tmp_path):
 @pytest.fixture
 def task_with_files(client, pagila_url, output_root, outside):
     task_id = client.post("/tasks", json=_params(pagila_url, tables=["film"])).json()["data"]["task_id"]
-    client.post(f"/tasks/{task_id}/cancel")
+    wait_started(client, task_id)
+    assert client.post(f"/tasks/{task_id}/cancel").status_code == 202
     task_dir = output_root / task_id
     (task_dir / "sub").mkdir()
     (task_dir / "sub" / "note.md").write_text("# note\n")

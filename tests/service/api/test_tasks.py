@@ -11,8 +11,7 @@ import pytest
 
 from dp.task_dir import TABLE_LIST_NAME
 from service import store
-from service.api.runs import PrefectRuns
-from tests.service.api.conftest import PASSWORD, with_password
+from tests.service.api.conftest import PASSWORD, secret_exists, with_password
 
 
 def _params(url: str, **more) -> dict:
@@ -23,11 +22,6 @@ def _pending(client, url: str) -> str:
     reply = client.post("/tasks", json=_params(url))
     assert reply.status_code == 201, reply.json()
     return reply.json()["data"]["task_id"]
-
-
-def _secret_exists(task_id: str) -> bool:
-    with PrefectRuns.connect() as runs:
-        return runs.has_connection(task_id)
 
 
 # --- creation -----------------------------------------------------------------------------------
@@ -43,7 +37,7 @@ def test_pending_task_waits_for_its_table_list(client, pagila_url, output_root):
     assert data["task_id"].startswith("task_") and len(data["task_id"]) == len("task_20250101_120000_abcd")
     assert data["output_directory"] == str(output_root / data["task_id"])
     assert (output_root / data["task_id"]).is_dir()
-    assert _secret_exists(data["task_id"])
+    assert secret_exists(data["task_id"], wait=30)
     detail = client.get(f"/tasks/{data['task_id']}").json()["data"]
     assert detail["parameters"]["db_connection"].endswith(":***@127.0.0.1:5432/dp_sample_pagila")
     assert detail["db_name"] == "dp_sample_pagila"
@@ -243,9 +237,10 @@ def test_cancel_pending_and_finished_tasks(client, pagila_url, make_task_row):
 def test_delete_removes_files_rows_and_secret(client, pagila_url, output_root):
     task_id = _pending(client, pagila_url)
     client.post(f"/tasks/{task_id}/table-list", json={"tables": ["film"]})
+    assert secret_exists(task_id, wait=30)
     data = client.delete(f"/tasks/{task_id}").json()["data"]
     assert data["records_deleted"] and data["directory_removed"] and data["secret_removed"] and data["files_removed"] == 1
-    assert not (output_root / task_id).exists() and not _secret_exists(task_id)
+    assert not (output_root / task_id).exists() and not secret_exists(task_id)
     assert client.get(f"/tasks/{task_id}").status_code == 404
     assert client.delete(f"/tasks/{task_id}").status_code == 404
 
@@ -255,7 +250,7 @@ def test_delete_files_only_keeps_the_task(client, pagila_url, output_root):
     client.post(f"/tasks/{task_id}/table-list", json={"tables": ["film"]})
     data = client.delete(f"/tasks/{task_id}", params={"files_only": True}).json()["data"]
     assert data["directory_removed"] and not data["records_deleted"]
-    assert not (output_root / task_id).exists() and _secret_exists(task_id)
+    assert not (output_root / task_id).exists() and secret_exists(task_id, wait=30)
     assert client.get(f"/tasks/{task_id}/table-list-info").json()["data"]["has_file"] is False
     assert client.get(f"/tasks/{task_id}/files").json()["data"] == {
         "task_id": task_id, "directory_exists": False, "files": [], "total_files": 0, "total_size": 0}
