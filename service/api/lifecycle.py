@@ -31,6 +31,7 @@ from service import store
 from service.api.cleanup import remove_leftovers, remove_task_files
 from service.api.errors import bad_request, conflict, not_found, unavailable
 from service.api.files import SCANNER, stored_task_directory, task_directory
+from service.api.pool import ConnectionPool
 from service.api.requests import OPTION_NAMES, NewTask, TableList, check_execute, run_options
 from service.api.runs import PrefectRuns, RunsUnavailable, connection_reference
 from service.api.schemas import TaskCreate, TaskExecute
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 Connection = psycopg2.extensions.connection
 _ID_ATTEMPTS = 8
+ABANDONED_AFTER = 300.0  # seconds: far beyond any Prefect request's timeout
 
 
 def is_active(task: dict) -> bool:
@@ -121,6 +123,19 @@ def _launch(conn: Connection, runs: PrefectRuns, task: dict, task_dir: Path, run
         raise
     _record_run(conn, task["id"], flow_run_id)
     return flow_run_id
+
+
+def fail_abandoned_claims(pool: ConnectionPool, older_than_seconds: float = ABANDONED_AFTER) -> list[str]:
+    """Fail tasks that took a run slot but never got their flow run (the process starting it died)."""
+    with pool.connection() as conn, conn:
+        abandoned = store.claims_without_flow_run(conn, older_than_seconds=older_than_seconds)
+        for task_id in abandoned:
+            store.update_task(conn, task_id=task_id, status="failed", completed_at="now",
+                              error_message="its run was never started (the service stopped while starting it); "
+                              "execute it again")
+    for task_id in abandoned:
+        log.warning("task %s: run slot taken but no flow run since %.0f s; marked failed", task_id, older_than_seconds)
+    return abandoned
 
 
 # --- creating ----------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Builds the REST API's FastAPI app and serves it with uvicorn (``data-pipeline serve``).
 
-The lifespan migrates the service database, opens the connection pool and one Prefect client, and
-closes them on shutdown; routes are under /api/v0/data_pipeline (service/api/routes), OpenAPI at
-/docs. Bad input is a 400 envelope here, so FastAPI's default 422 is taken out of the schema. The
-server logs through one redacting handler: no connection-string password reaches a log line.
+The lifespan migrates the service database, fails tasks whose run a dead process never started,
+opens the connection pool, one Prefect client and the background starter, and closes them on
+shutdown. Routes are under /api/v0/data_pipeline (service/api/routes), OpenAPI at /docs. Bad
+input is a 400 envelope here, so FastAPI's default 422 is taken out of the schema. The server logs
+through one redacting handler: no connection-string password reaches a log line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dp.database import service_database_url
 from dp.logs import RedactingFilter
 from dp.settings import Settings, get_settings
 from service.api.errors import CatchAll, install_error_handlers
+from service.api.lifecycle import fail_abandoned_claims
 from service.api.pool import ConnectionPool
 from service.api.routes import api_router, health
 from service.api.runs import PrefectRuns
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url = await run_in_threadpool(service_database_url, current)
         await run_in_threadpool(migrate, url)
         pool = ConnectionPool(url, current.api_db_pool_size)
+        await run_in_threadpool(lambda: fail_abandoned_claims(pool))
         starter = Starter(pool)
         try:
             with PrefectRuns.connect() as runs:

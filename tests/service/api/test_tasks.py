@@ -1,16 +1,18 @@
 """Task routes on the real app (service database, Prefect stack): creation and its checks, table
-lists, listing, details, runs refused in the wrong state, cancel and delete of tasks without runs."""
+lists, listing, details, starting runs and refusing them in the wrong state, cancel and delete."""
 
 from __future__ import annotations
 
 import io
 import json
 from datetime import datetime, timedelta, timezone
+from uuid import UUID
 
 import pytest
 
 from dp.task_dir import TABLE_LIST_NAME
 from service import store
+from service.api.runs import PrefectRuns
 from tests.service.api.conftest import PASSWORD, secret_exists, with_password
 
 
@@ -262,3 +264,36 @@ def test_text_postgresql_cannot_hold_is_refused(client, pagila_url):
         reply = client.post("/tasks", content=body, headers={"content-type": "application/json"})
         assert reply.status_code == 400 and "parameters.business_context" in reply.json()["data"]["invalid_params"]
     assert client.get("/tasks", params={"db_name": "a\x00b"}).status_code == 400
+
+
+def test_a_claim_never_started_is_failed_when_the_service_starts(make_task_row, make_client, api_conn):
+    make_task_row("task_20250101_000000_lost", status="in_progress",
+                  started_at=datetime.now(timezone.utc) - timedelta(hours=1))
+    make_task_row("task_20250101_000000_new1", status="in_progress")  # another process may be starting it
+    client = make_client()
+    assert client.get("/tasks/task_20250101_000000_lost").json()["data"]["status"] == "failed"
+    assert client.get("/tasks/task_20250101_000000_new1").json()["data"]["status"] == "in_progress"
+
+
+def test_execute_starts_one_step_or_from_a_step(client, pagila_url):
+    task_id = _pending(client, pagila_url)
+    client.post(f"/tasks/{task_id}/table-list", json={"tables": ["language"]})
+    assert secret_exists(task_id, wait=30)
+    reply = client.post(f"/tasks/{task_id}/execute", json={"execution_mode": "single", "single_step": 1})
+    assert reply.status_code == 202, reply.json()
+    data = reply.json()["data"]
+    assert data["steps"] == ["ddl_generation"] and data["status"] == "in_progress" and data["flow_run_id"]
+    with PrefectRuns.connect() as runs:
+        parameters = runs.client.read_flow_run(UUID(data["flow_run_id"])).parameters
+    assert parameters["connection"] == f"secret:dp-task-{task_id.lower().replace('_', '-')}"
+    assert parameters["execution_mode"] == "single" and parameters["single_step"] == "1"
+    assert PASSWORD not in json.dumps(parameters)
+    assert client.post(f"/tasks/{task_id}/execute").status_code == 409  # it is running already
+    assert client.post(f"/tasks/{task_id}/cancel").json()["data"]["status"] == "cancelled"
+    reply = client.post(f"/tasks/{task_id}/execute", json={"from_step": "qa_generation", "skip_training_load": True})
+    assert reply.status_code == 202, reply.json()
+    assert reply.json()["data"]["steps"] == ["qa_generation", "sql_validation"]
+    assert reply.json()["data"]["skipped_steps"] == ["training_load"]
+    detail = client.get(f"/tasks/{task_id}").json()["data"]
+    assert detail["parameters"]["last_run"]["from_step"] == "qa_generation"
+    assert detail["step_status"]["training_load"] == "skipped" and detail["step_status"]["qa_generation"] == "pending"
