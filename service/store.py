@@ -569,6 +569,28 @@ def list_executions(conn: Connection, *, task_id: str) -> list[dict]:
         return _rows(cur)
 
 
+def get_task_with_executions(conn: Connection, *, task_id: str) -> tuple[dict | None, list[dict]]:
+    """``get_task`` and ``list_executions`` in one round trip (the REST API's task detail, its hot path)."""
+    with _cursor(conn) as cur:
+        cur.execute(
+            """
+            SELECT t.*, (SELECT coalesce(json_agg(e ORDER BY coalesce(e.started_at, e.state_timestamp), e.id), '[]')
+                           FROM data_pipeline_task_executions e WHERE e.task_id = t.id) AS executions
+              FROM data_pipeline_tasks t WHERE t.id = %s
+            """,
+            (task_id,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None, []
+    executions = row.pop("executions")
+    for execution in executions:  # JSON gives timestamps in the session's zone: as the other readers, UTC
+        for key in ("state_timestamp", "started_at", "completed_at"):
+            if execution[key] is not None:
+                execution[key] = _jsonable(datetime.fromisoformat(execution[key]))
+    return _row(row), executions
+
+
 def close_running_executions(conn: Connection, *, task_id: str, status: str, error_message: str | None = None) -> int:
     """After a crash or cancel: end the task's pending/running step runs and running steps with ``status``.
 

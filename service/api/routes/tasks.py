@@ -102,10 +102,9 @@ def active_tasks(conn: ReadConnDep, settings: SettingsDep):
 @router.get("/{task_id}", responses=documented(TaskDetail), summary="A task with its steps, parameters and result")
 def get_task(task_id: TaskId, conn: ReadConnDep):
     with conn:
-        task = store.get_task(conn, task_id=task_id)
-        if task is None:
-            raise not_found(f"task {task_id}")
-        executions = store.list_executions(conn, task_id=task_id)
+        task, executions = store.get_task_with_executions(conn, task_id=task_id)
+    if task is None:
+        raise not_found(f"task {task_id}")
     return ok(views.task_detail(task, executions))
 
 

@@ -297,3 +297,23 @@ def test_execute_starts_one_step_or_from_a_step(client, pagila_url):
     detail = client.get(f"/tasks/{task_id}").json()["data"]
     assert detail["parameters"]["last_run"]["from_step"] == "qa_generation"
     assert detail["step_status"]["training_load"] == "skipped" and detail["step_status"]["qa_generation"] == "pending"
+
+
+def test_detail_read_in_one_round_trip_matches_the_two_reads(api_conn, make_task_row):
+    make_task_row("task_20250101_000000_runs")
+    t0 = datetime(2025, 6, 27, 14, 30, 52, 123456, tzinfo=timezone.utc)
+    with api_conn:
+        with api_conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'Asia/Shanghai'")  # JSON timestamps come in the session's zone
+        for index, step in enumerate(("qa_generation", "ddl_generation")):
+            store.upsert_execution(api_conn, task_id="task_20250101_000000_runs", step=step,
+                                   prefect_task_run_id=f"00000000-0000-4000-8000-00000000000{index}",
+                                   status="completed", state_timestamp=t0 + timedelta(seconds=index + 1),
+                                   started_at=t0 - timedelta(seconds=index), completed_at=t0 + timedelta(seconds=1.5),
+                                   execution_result={"tables": 2})
+        task, executions = store.get_task_with_executions(api_conn, task_id="task_20250101_000000_runs")
+        expected = store.list_executions(api_conn, task_id="task_20250101_000000_runs")
+        assert task == store.get_task(api_conn, task_id="task_20250101_000000_runs")
+        assert [e["execution_step"] for e in executions] == ["ddl_generation", "qa_generation"]
+        assert [{**e, "duration_seconds": float(e["duration_seconds"])} for e in executions] == expected
+        assert store.get_task_with_executions(api_conn, task_id="task_20991231_000000_none") == (None, [])
