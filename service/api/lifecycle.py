@@ -58,6 +58,17 @@ def read_task(conn: Connection, task_id: str) -> dict:
     return task
 
 
+def _settled(conn: Connection, task: dict) -> dict:
+    """The task once a start under way has recorded its flow run (the start holds the row meanwhile)."""
+    if not is_active(task) or task["prefect_flow_run_id"] is not None:
+        return task
+    with conn:  # an update that changes nothing, to wait for the row
+        current = store.update_task(conn, task_id=task["id"], parameters=task["parameters"])
+    if current is None:
+        raise not_found(f"task {task['id']}")
+    return current
+
+
 def request_hash(body: TaskCreate) -> str:
     """Identifies a creation request for its Idempotency-Key; computed on the masked parameters."""
     shown = body.model_dump(mode="json")
@@ -286,7 +297,7 @@ def refresh(conn: Connection, runs: PrefectRuns, task_id: str) -> None:
 
 
 def cancel_task(conn: Connection, runs: PrefectRuns, task_id: str) -> dict:
-    task = read_task(conn, task_id)
+    task = _settled(conn, read_task(conn, task_id))
     flow_run_id = task["prefect_flow_run_id"]
     if flow_run_id is None:
         if task["status"] != "pending":
@@ -326,7 +337,7 @@ def _stop(conn: Connection, runs: PrefectRuns, settings: Settings, task: dict) -
 
 
 def delete_task(conn: Connection, runs: PrefectRuns, settings: Settings, task_id: str, files_only: bool) -> dict:
-    task = read_task(conn, task_id)
+    task = _settled(conn, read_task(conn, task_id))
     was_cancelled = _stop(conn, runs, settings, task)
     outcome = {"task_id": task_id, "files_only": files_only, "was_cancelled": was_cancelled, "secret_removed": False,
                "records_deleted": False, "flow_runs_removed": 0}
