@@ -19,6 +19,7 @@ import pytest
 from dp.database import connection, database_name
 from service.api.runs import PrefectRuns, secret_block_name
 from tests.service.api.conftest import PASSWORD, wait_started, with_password
+from tests.service.test_mirror import wait_for
 
 TABLES = ["language", "category", "film", "film_category"]
 
@@ -28,16 +29,6 @@ def _params(url: str, tables: list[str], **more) -> dict:
                            "tables": tables, **more}}
 
 
-def _wait_for(check, timeout: float, what: str, poll: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _flow_run_state(flow_run_id: str) -> str | None:
     with PrefectRuns.connect() as runs:
         state = runs.state(flow_run_id)
@@ -45,7 +36,7 @@ def _flow_run_state(flow_run_id: str) -> str | None:
 
 
 def _wait_no_active(client: httpx.Client) -> None:
-    _wait_for(lambda: client.get("/tasks/active").json()["data"]["total"] == 0, 90, "no active task")
+    wait_for("no active task", lambda: client.get("/tasks/active").json()["data"]["total"] == 0)
 
 
 def _read_events(client: httpx.Client, task_id: str, **params) -> list[tuple[str, dict, str | None]]:
@@ -97,7 +88,7 @@ def _running_task(client: httpx.Client, locked: LockedTable) -> dict:
     reply = client.post("/tasks", json=_params(locked.url, ["slow"]))
     assert reply.status_code == 201, reply.json()
     created = wait_started(client, reply.json()["data"]["task_id"])
-    _wait_for(lambda: _flow_run_state(created["flow_run_id"]) == "RUNNING", 120, "the run to start")
+    wait_for("the run to start", lambda: _flow_run_state(created["flow_run_id"]) == "RUNNING", 120, 0.3)
     return created
 
 
@@ -129,8 +120,8 @@ def test_task_created_over_http_runs_to_completed(live_api, prefect_stack, pagil
         assert detail["duration"] > 0 and detail["result"]
         assert detail["parameters"]["db_connection"].endswith(":***@127.0.0.1:5432/dp_sample_pagila")
 
-        _wait_for(lambda: client.get(f"/tasks/{task_id}/logs", params={"step": "training_load"}).json()["data"]["logs"],
-                  30, "step 4 logs")
+        wait_for("step 4 logs", lambda: client.get(f"/tasks/{task_id}/logs",
+                                                   params={"step": "training_load"}).json()["data"]["logs"], 30)
         first = client.get(f"/tasks/{task_id}/logs", params={"limit": 5}).json()["data"]
         second = client.get(f"/tasks/{task_id}/logs", params={"limit": 5, "after": first["next_after"]}).json()["data"]
         assert len(first["logs"]) == 5 and first["has_more"]
@@ -176,8 +167,9 @@ def test_cancel_a_running_task(live_api, locked_table, prefect_api):
         assert reply.status_code == 202, reply.json()
         assert reply.json()["data"]["flow_run_state"] in ("Cancelling", "Cancelled")
         threading.Timer(2, locked_table.release).start()
-        _wait_for(lambda: _flow_run_state(created["flow_run_id"]) == "CANCELLED", 60, "Prefect to cancel the run")
-        _wait_for(lambda: client.get(f"/tasks/{task_id}").json()["data"]["status"] == "cancelled", 30, "cancelled")
+        wait_for("Prefect to cancel the run", lambda: _flow_run_state(created["flow_run_id"]) == "CANCELLED", 60, 0.3)
+        wait_for("the task to show cancelled",
+                 lambda: client.get(f"/tasks/{task_id}").json()["data"]["status"] == "cancelled", 30, 0.3)
         assert client.post(f"/tasks/{task_id}/cancel").status_code == 409
         assert client.get("/tasks/active").json()["data"]["total"] == 0
         reply = client.delete(f"/tasks/{task_id}")
