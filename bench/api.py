@@ -229,7 +229,7 @@ def main() -> None:
     print(f"  p50 {1000 * statistics.median(latencies):.1f} ms, p99 {1000 * percentile(latencies, 0.99):.1f} ms, "
           f"max {1000 * max(latencies):.1f} ms (target p99 under 250 ms)")
     print(f"  {with_run} of {len(latencies)} answers already held the flow run id; the others answered after "
-          "DP_API_START_WAIT (0.2 s) with the run still being created in the background")
+          "DP_API_START_WAIT (0.15 s) with the run still being created in the background")
 
 
 if __name__ == "__main__":

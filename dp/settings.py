@@ -211,7 +211,7 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="Seconds between the checks of a task's events stream (GET /tasks/{id}/events) for news."
     )
     api_start_wait: float = Field(
-        default=0.2, ge=0, description="Seconds POST /tasks waits for Prefect to take the new run before answering 201 anyway (the run then starts in the background)."
+        default=0.15, ge=0, description="Seconds POST /tasks waits for Prefect to take the new run before answering 201 anyway (the run then starts in the background)."
     )
 
 
