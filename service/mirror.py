@@ -159,6 +159,7 @@ def _task_fields(snap: RunSnapshot, executions: list[dict]) -> dict[str, Any]:
         completed_at=utc(flow_run.end_time) if is_final(flow_state) else None,
         prefect_flow_run_id=this_run_id,
         last_flow_run_state=flow_run.state.name if flow_run.state else flow_state.title(),
+        last_flow_run_state_at=utc(flow_run.state.timestamp) if flow_run.state else None,
     )
 
 
@@ -182,14 +183,15 @@ def sync_flow_run(
     if task_id is None:
         log.warning("flow run %s has no valid task_id parameter; not mirrored", flow_run.id)
         return None
-    row = store.get_task(conn, task_id=task_id)
+    # locked: another writer (the API's refresh, a second mirror) may hold a newer snapshot of this run
+    row = store.get_task(conn, task_id=task_id, for_update=True)
     created_here = row is None
     if created_here:
         fields = new_task_fields(flow_run.parameters or {}, task_id, created_by_for(task_id, flow_run.auto_scheduled))
         try:
             row = store.create_task(conn, **fields)
         except store.TaskExistsError:  # another mirror created it just now
-            row = store.get_task(conn, task_id=task_id)
+            row = store.get_task(conn, task_id=task_id, for_update=True)
     recorded = row["prefect_flow_run_id"]
     if created_here:
         current = True
@@ -198,7 +200,7 @@ def sync_flow_run(
         # since then is its run, never an earlier run of the same task id
         current = utc(flow_run.created) >= datetime.fromisoformat(row["started_at"] or row["created_at"])
     elif recorded == str(flow_run.id):
-        current = True
+        current = not _older_than_recorded(flow_run, row)
     else:
         recorded_created = created_of(UUID(recorded)) if created_of is not None else flow_run.created
         current = recorded_created is None or utc(flow_run.created) > utc(recorded_created)
@@ -216,6 +218,14 @@ def sync_flow_run(
         if files is not None:
             store.upsert_outputs(conn, task_id=task_id, files=files)
     return row
+
+
+def _older_than_recorded(flow_run: FlowRun, row: dict) -> bool:
+    """Whether this snapshot's state came before the one the row already shows (a stale read)."""
+    recorded_at = row["last_flow_run_state_at"]
+    if recorded_at is None or flow_run.state is None:
+        return False
+    return utc(flow_run.state.timestamp) < datetime.fromisoformat(recorded_at)
 
 
 def _newest(flow_runs: Iterable[FlowRun], task_id: str) -> FlowRun | None:

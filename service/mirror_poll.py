@@ -87,7 +87,8 @@ class Mirror:
         self._created.update((run.id, run.created) for run in runs)
         changes = self._mark_vanished(tracked, {run.id for run in runs})
         due = [run for run in runs if self._due(run, started) and not self._settled_before(run)]
-        for snap in self._snapshots(due):
+        # oldest first, as ``rebuild``: a task's row is created from its first run, later runs take over
+        for snap in sorted(self._snapshots(due), key=lambda snap: utc(snap.flow_run.created)):
             changes += self._sync(snap, started)
         self._forget({run.id for run in runs})
         self._since = started - self.lookback

@@ -51,7 +51,7 @@ _TASK_SORTS = (
 _TASK_FIELDS = {
     "status", "progress", "current_step", "step_status", "error_message", "error_step", "result", "parameters",
     "started_at", "completed_at", "output_directory", "db_name", "business_context", "task_type",
-    "prefect_flow_run_id", "last_flow_run_state", "mirrored_at",
+    "prefect_flow_run_id", "last_flow_run_state", "last_flow_run_state_at", "mirrored_at",
 }
 _JSON_FIELDS = {"step_status", "result", "parameters"}
 _LOG_FIELDS = {
@@ -227,9 +227,10 @@ def create_task(
     return row
 
 
-def get_task(conn: Connection, *, task_id: str) -> dict | None:
+def get_task(conn: Connection, *, task_id: str, for_update: bool = False) -> dict | None:
+    """The task row; ``for_update`` locks it until the caller's transaction ends (one writer at a time)."""
     with _cursor(conn) as cur:
-        cur.execute("SELECT * FROM data_pipeline_tasks WHERE id = %s", (task_id,))
+        cur.execute("SELECT * FROM data_pipeline_tasks WHERE id = %s" + (" FOR UPDATE" if for_update else ""), (task_id,))
         return _first(cur)
 
 

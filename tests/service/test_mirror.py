@@ -13,8 +13,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -23,7 +25,8 @@ import psycopg2.extras
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-from prefect.states import Cancelling
+from prefect.client.schemas.objects import StateType
+from prefect.states import Cancelling, Running
 
 from dp.cli import main
 from dp.database import connection
@@ -32,9 +35,10 @@ from dp.settings import get_settings
 from flows.plan import STEPS
 from service import store
 from service.migrate import migrate
-from service.mirror import rebuild, sync_task
+from service.mirror import rebuild, sync_flow_run, sync_task
 from service.mirror_poll import Mirror
 from service.mirror_service import MirrorThread
+from service.prefect_reads import RunSnapshot, snapshots
 from tests.service.conftest import _fresh_database
 
 ON_DEMAND = "schema_workflow/on-demand"
@@ -324,31 +328,76 @@ def test_api_runs_are_mirrored_by_the_mirror_process_within_the_concurrency_limi
 # --- rebuild -----------------------------------------------------------------------------------------
 
 
-def snapshot(conn) -> dict:
-    """Every mirrored row, without what differs by nature between two writes (serial ids, write times)."""
+def snapshot(conn, task_ids: str = "manual_mirror_%") -> dict:
+    """The mirrored rows of these tasks (a LIKE pattern; runs of other modules may still be moving),
+    without what differs by nature between two writes (serial ids, write times)."""
     def rows(query: str, drop: set[str]) -> list[dict]:
         with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(query)
+            cur.execute(query, (task_ids,))
             return [{k: v for k, v in r.items() if k not in drop} for r in cur.fetchall()]
 
     return {
-        "tasks": rows("SELECT * FROM data_pipeline_tasks WHERE prefect_flow_run_id IS NOT NULL ORDER BY id",
-                      {"created_at", "updated_at", "mirrored_at"}),
-        "executions": rows("SELECT * FROM data_pipeline_task_executions ORDER BY execution_id", {"id"}),
-        "logs": rows("SELECT * FROM data_pipeline_task_logs ORDER BY prefect_log_id", {"id"}),
-        "outputs": rows("SELECT * FROM data_pipeline_task_outputs ORDER BY task_id, file_path", {"id", "created_at"}),
+        "tasks": rows("SELECT * FROM data_pipeline_tasks WHERE prefect_flow_run_id IS NOT NULL AND id LIKE %s "
+                      "ORDER BY id", {"created_at", "updated_at", "mirrored_at"}),
+        "executions": rows("SELECT * FROM data_pipeline_task_executions WHERE task_id LIKE %s ORDER BY execution_id",
+                           {"id"}),
+        "logs": rows("SELECT * FROM data_pipeline_task_logs WHERE task_id LIKE %s ORDER BY prefect_log_id", {"id"}),
+        "outputs": rows("SELECT * FROM data_pipeline_task_outputs WHERE task_id LIKE %s ORDER BY task_id, file_path",
+                        {"id", "created_at"}),
     }
 
 
 def test_rebuild_from_prefect_gives_the_same_rows(db, pagila_url, tmp_path):
-    assert cli_run(tmp_path, pagila_url, "manual_mirror_rebuild", "--execution-mode", "single", "--single-step", "1") == 0
+    task_id = "manual_mirror_rebuild"
+    assert cli_run(tmp_path, pagila_url, task_id, "--execution-mode", "single", "--single-step", "1") == 0
+    assert cli_run(tmp_path, pagila_url, task_id, "--execution-mode", "single", "--single-step", "2") == 0
     with get_client(sync_client=True) as client:
-        Mirror(db, client).cycle()  # a mirror starting now catches up with runs no mirror saw to the end
+        with db, db.cursor() as cur:  # forget what the CLI tracked: only Prefect knows these runs now
+            cur.execute("DELETE FROM data_pipeline_tasks")
+        Mirror(db, client).cycle()  # a mirror starting now catches up with runs no mirror saw
         before = snapshot(db)
         with db, db.cursor() as cur:
             cur.execute("DELETE FROM data_pipeline_tasks")
         rebuilt = rebuild(db, client)
     after = snapshot(db)
-    assert rebuilt >= 1 and "manual_mirror_rebuild" in {t["id"] for t in after["tasks"]}
+    assert rebuilt >= 1
+    (row,) = [t for t in after["tasks"] if t["id"] == task_id]
+    # the row is the task's first run's (its parameters), its state the newest run's
+    assert row["parameters"]["single_step"] == "1" and row["step_status"]["qa_generation"] == "completed"
     for table in before:
         assert after[table] == before[table], table
+
+
+def test_a_stale_read_of_a_run_never_overwrites_a_newer_state(db, mirror_db, pagila_url, tmp_path):
+    """The mirror's poll and the REST API's refresh read the same run at different moments; whichever
+    writes last, the row ends with the newer state (a cancelled task never shows as running again)."""
+    task_id = "manual_mirror_stale"
+    assert cli_run(tmp_path, pagila_url, task_id, "--execution-mode", "single", "--single-step", "1") == 0
+    with get_client(sync_client=True) as client:
+        (fresh,) = snapshots(client, [client.read_flow_run(uuid.UUID(task(db, task_id)["prefect_flow_run_id"]))])
+    ended = fresh.flow_run.state.timestamp
+    stale = RunSnapshot(fresh.flow_run.model_copy(update={
+        "state": Running(timestamp=ended - timedelta(seconds=5)), "state_type": StateType.RUNNING, "end_time": None,
+    }), fresh.task_runs)
+    with db:  # as the row was before either read: running, at a state older than both
+        store.update_task(db, task_id=task_id, status="in_progress", last_flow_run_state="Running",
+                          last_flow_run_state_at=ended - timedelta(seconds=10))
+
+    def write_stale():
+        with connection(mirror_db) as own, own:
+            sync_flow_run(own, stale)
+
+    with connection(mirror_db) as other:
+        with other:  # the newer read writes first and holds the row until it commits
+            sync_flow_run(other, fresh)
+            writer = threading.Thread(target=write_stale)
+            writer.start()
+            writer.join(1.0)
+            assert writer.is_alive(), "the stale write did not wait for the row"
+        writer.join(30)
+    row = task(db, task_id)
+    assert (row["status"], row["last_flow_run_state"]) == ("partial_completed", "Completed")
+
+    with db:  # alone, too, the stale read changes nothing
+        sync_flow_run(db, stale)
+    assert task(db, task_id)["status"] == "partial_completed"
