@@ -10,6 +10,7 @@ silently skipped table is a table missing from the training data.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Iterable
@@ -49,6 +50,7 @@ class TableListError(ValueError):
         super().__init__("; ".join(problems))
 
 
+@functools.lru_cache(maxsize=65536)  # pure; names recur in every file step 1 writes
 def quote_ident(name: str) -> str:
     """Quote an identifier the way PostgreSQL's ``quote_ident`` does, for display and file headers."""
     if _SAFE_BARE.fullmatch(name) and name not in QUOTED_KEYWORDS:

@@ -3,16 +3,15 @@
 Title with the table's comment, its kind and row estimate, one markdown table row per column (name,
 type, nullability, keys, comment, samples, enum values with their source), then relationships
 (foreign keys out, and in from the other listed tables), constraints and indexes. Headings are in
-Chinese when the run's language is ``zh``. Cell text is escaped so a ``|`` or a line break inside a
-value can never break the table.
+Chinese when the run's language is ``zh``. Cell text is escaped (``dp.markdown``) so a ``|`` or a line
+break inside a value can never break the table.
 """
 
 from __future__ import annotations
 
-import re
-
+from dp.markdown import row
 from dp.table_list import TableName
-from steps.ddl_generation.model import Column, ForeignKey, Table
+from steps.ddl_generation.model import ForeignKey, Table
 
 _TEXT = {
     "en": {
@@ -37,16 +36,6 @@ _TEXT = {
         "sources": {"enum_type": "枚举类型", "check_constraint": "CHECK 约束", "distinct_values": "数据取值"},
     },
 }
-
-
-_NEEDS_CARE = re.compile(r"[|\\\n\r\t\x0b\x0c\x1c-\x1f\x85\u2028\u2029]| {2}|^\s|\s$")
-
-
-def cell(text: str) -> str:
-    """Text safe inside a markdown table cell: ``|`` and ``\\`` escaped, whitespace runs made one space."""
-    if not _NEEDS_CARE.search(text):
-        return text
-    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
 
 
 def _code(value: str) -> str:
@@ -99,9 +88,9 @@ def render_dictionary(
             enum = ", ".join(column.enum_values) + f" ({text['sources'][column.enum_source]})"
         cells = [
             column.name, column.type, text["yes"] if column.nullable else text["no"], keys.get(column.name, ""),
-            column.comment or "", ", ".join(_code(v) for v in column.samples), enum,
+            column.comment or "", ", ".join(map(_code, column.samples)) if column.samples else "", enum,
         ]
-        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
+        lines.append(row(cells))
     lines += ["", f"## {text['relationships']}", ""]
     outgoing = [f"- {text['out']}: {_link(name, fk)}" for fk in table.foreign_keys]
     incoming = [f"- {text['in']}: {_link(owner, fk)}" for owner, fk in referenced_by]

@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from dp.markdown import cell
 from steps.qa_generation.model import QAPair, Theme
 from steps.qa_generation.provider import DatabaseSummary
 from steps.qa_generation.sql_text import sql_literal
@@ -136,10 +137,6 @@ def render_metadata_sql(database: str, themes: list[Theme], language: str) -> st
     return "\n".join(lines) + "\n"
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
-
-
 def render_metadata_markdown(database: str, themes: list[Theme], language: str) -> str:
     words = _WORDS[language]
     sep = words["sep"]
@@ -149,12 +146,12 @@ def render_metadata_markdown(database: str, themes: list[Theme], language: str) 
     lines += ["", words["themes"].format(n=len(themes)), ""]
     for number, theme in enumerate(themes, start=1):
         lines += [
-            f"### {number}. {_cell(theme.name)}",
+            f"### {number}. {cell(theme.name)}",
             "",
-            f"- {words['description']}{words['colon']}{_cell(theme.description)}",
+            f"- {words['description']}{words['colon']}{cell(theme.description)}",
             f"- {words['tables']}{words['colon']}{sep.join(t.display for t in theme.related_tables)}",
-            f"- {words['entities']}{words['colon']}{_cell(sep.join(theme.entities))}",
-            f"- {words['metrics']}{words['colon']}{_cell(sep.join(theme.metrics))}",
+            f"- {words['entities']}{words['colon']}{cell(sep.join(theme.entities))}",
+            f"- {words['metrics']}{words['colon']}{cell(sep.join(theme.metrics))}",
             "",
         ]
     return "\n".join(lines)

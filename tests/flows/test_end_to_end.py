@@ -3,8 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
-
 from dp.cli import main
 
 PASSWORD = "e2e-Secret-pw"

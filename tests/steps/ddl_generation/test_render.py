@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dp.table_list import TableName
-from steps.ddl_generation.dictionary_render import cell, render_dictionary
+from dp.markdown import cell
+from steps.ddl_generation.dictionary_render import render_dictionary
 from steps.ddl_generation.model import Column, Constraint, ForeignKey, Table
 from steps.ddl_generation.sqltext import dollar_quote, ident, literal, one_line
 from tests.steps.ddl_generation.conftest import execute, run_step
