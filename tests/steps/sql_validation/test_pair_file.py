@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from steps.sql_validation.pair_file import newest_pair_file
+from steps.sql_validation.pair_file import dump_json, newest_pair_file
 from steps.sql_validation.step import run_sql_validation
 from tests.steps.sql_validation.conftest import write_pairs
 
@@ -96,3 +96,17 @@ def test_the_newest_file_is_validated_and_an_explicit_one_wins(pagila_task, pagi
     assert entries_of(old) == [{"question": "old", "sql": "SELECT x FROM y"}]
     result = run_sql_validation(db_url=pagila_url, output_dir=pagila_task, pair_file=old)
     assert result["pair_file"] == str(old) and result["deleted"] == 1
+
+
+def test_dump_json_is_indent_2_when_fully_expanded_and_one_item_per_line_below():
+    samples = [
+        [{"question": "有多少服务区？", "sql": "SELECT count(*) FROM bss_service_area"}],
+        {"a": [1, {"b": []}, {}], "c": None, "d": {"e": [1.5, True, "x\n\"y\""]}},
+        [], {}, "text", [[1, [2]]],
+    ]
+    for data in samples:
+        assert dump_json(data) == json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    report = {"totals": {"valid": 1}, "pairs": [{"index": 0, "warnings": ["no rows"]}, {"index": 1, "warnings": []}]}
+    text = dump_json(report, expand=2)
+    assert json.loads(text) == report
+    assert text.splitlines()[5:7] == ['    {"index": 0, "warnings": ["no rows"]},', '    {"index": 1, "warnings": []}']
