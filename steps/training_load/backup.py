@@ -20,10 +20,10 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from dp.database import connect, mask_url, service_database_url
+from dp.database import mask_url, service_database_url
 from dp.settings import Settings, get_settings
 from steps.errors import StepFailed
-from steps.training_load.store import LAYOUTS, PGVECTOR, Layout, create_tables, enable_pgvector
+from steps.training_load.store import LAYOUTS, PGVECTOR, Layout, connect_vector_store, create_tables, enable_pgvector
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +101,7 @@ def restore_vector_backup(
     if layout is None:
         raise StepFailed(f"backup {stamp} in {backup_dir} is incomplete: it has only {', '.join(sorted(files))}")
     url = service_url or service_database_url(settings)
-    try:
-        conn = connect(url)
-    except psycopg2.OperationalError as exc:
-        raise StepFailed(f"{exc}; check DP_DATABASE_URL (unset it to use the embedded PostgreSQL)") from None
-    with closing(conn):
+    with closing(connect_vector_store(url)) as conn:
         if layout is PGVECTOR and (problem := enable_pgvector(conn)):
             raise StepFailed(f"backup {stamp} holds pgvector tables but {mask_url(url)} has no vector extension ({problem})")
         tables = {}

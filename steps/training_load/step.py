@@ -21,7 +21,7 @@ import numpy as np
 import psycopg2
 import psycopg2.extensions
 
-from dp.database import connect, mask_url, service_database_url
+from dp.database import mask_url, service_database_url
 from dp.embeddings import Embedder, EmbeddingError, get_embedder
 from dp.embeddings.windows import embed_whole
 from dp.settings import Settings, get_settings
@@ -70,11 +70,7 @@ def run_training_load(
     log.info("%d items from %d files: %s", len(collected.items), len(collected.sources), by_type)
 
     url = service_url or service_database_url(settings)
-    try:
-        conn = connect(url)
-    except psycopg2.OperationalError as exc:
-        raise StepFailed(f"vector store unreachable: {exc}; check DP_DATABASE_URL (unset it to use the embedded PostgreSQL)") from None
-    with closing(conn):
+    with closing(store.connect_vector_store(url)) as conn:
         try:
             result = _load(conn, url, settings.vector_store, embedder, collected, task_id=task_id,
                            output_dir=output_dir, backup=backup, truncate=truncate)

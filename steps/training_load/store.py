@@ -24,7 +24,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from dp.database import mask_url
+from dp.database import connect, mask_url
 from steps.errors import StepFailed
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,16 @@ class Layout:
 PGVECTOR = Layout("pgvector", "langchain_pg_collection", "langchain_pg_embedding", "vector", "ix_cmetadata_gin")
 PLAIN = Layout("plain", "dp_vector_collection", "dp_vector_embedding", "bytea", "ix_dp_vector_cmetadata_gin")
 LAYOUTS = (PGVECTOR, PLAIN)
+
+
+def connect_vector_store(url: str) -> psycopg2.extensions.connection:
+    """A connection to the service database that holds the vector store; ``StepFailed`` says the fix."""
+    try:
+        return connect(url)
+    except psycopg2.OperationalError as exc:
+        raise StepFailed(
+            f"vector store unreachable: {exc}; check DP_DATABASE_URL (unset it to use the embedded PostgreSQL)"
+        ) from None
 
 
 def choose_layout(conn: psycopg2.extensions.connection, preference: str, url: str) -> Layout:

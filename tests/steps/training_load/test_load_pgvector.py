@@ -134,6 +134,11 @@ def test_backup_truncate_and_restore_round_trip(tmp_path, fresh_pgvector_url):
     assert restored["tables"]["langchain_pg_embedding"]["rows"] == len(before)
     assert rows(url) == before
 
+    with pytest.raises(StepFailed, match="(?s)unreachable.*DP_DATABASE_URL") as caught:
+        restore_vector_backup(task_b / "vector_bak", service_url="postgresql://u:sekret@127.0.0.1:1/nowhere")
+    assert "sekret" not in str(caught.value)
+    assert rows(url) == before
+
 
 def test_backup_alone_keeps_the_rows(tmp_path, pgvector_url):
     task = write_task_files(tmp_path / "task")
