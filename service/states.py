@@ -33,22 +33,29 @@ def step_of(task_run_name: str) -> str | None:
     return None
 
 
+# Prefect state type -> (the status of a step run in that state, of a task whose current run is in it)
+_STATUSES = {
+    "SCHEDULED": ("pending", "pending"),
+    "PENDING": ("pending", "pending"),
+    "RUNNING": ("running", "in_progress"),
+    "PAUSED": ("running", "in_progress"),
+    "CANCELLING": ("running", "cancelled"),
+    "COMPLETED": ("completed", "completed"),
+    "FAILED": ("failed", "failed"),
+    "CRASHED": ("crashed", "failed"),
+    "CANCELLED": ("cancelled", "cancelled"),
+}
+_UNKNOWN = ("pending", "pending")
+
+
 def execution_status(state_type: str, started: bool) -> str:
     """A step run's status from its task run's state type; "crashed" is stored as failed by the store.
 
     A scheduled or pending task run that already started is between retries: still running.
     """
-    if state_type in ("SCHEDULED", "PENDING"):
-        return "running" if started else "pending"
-    return {
-        "RUNNING": "running",
-        "PAUSED": "running",
-        "COMPLETED": "completed",
-        "FAILED": "failed",
-        "CRASHED": "crashed",
-        "CANCELLED": "cancelled",
-        "CANCELLING": "running",
-    }.get(state_type, "pending")
+    if state_type in ("SCHEDULED", "PENDING") and started:
+        return "running"
+    return _STATUSES.get(state_type, _UNKNOWN)[0]
 
 
 def task_status(state_type: str, all_steps_completed: bool) -> str:
@@ -57,18 +64,9 @@ def task_status(state_type: str, all_steps_completed: bool) -> str:
     A completed run is ``completed`` only once every one of the four steps has completed in some
     run of the task (a single-step run, a run with skipped steps); else ``partial_completed``.
     """
-    if state_type == "COMPLETED":
-        return "completed" if all_steps_completed else "partial_completed"
-    return {
-        "SCHEDULED": "pending",
-        "PENDING": "pending",
-        "RUNNING": "in_progress",
-        "PAUSED": "in_progress",
-        "FAILED": "failed",
-        "CRASHED": "failed",
-        "CANCELLED": "cancelled",
-        "CANCELLING": "cancelled",
-    }.get(state_type, "pending")
+    if state_type == "COMPLETED" and not all_steps_completed:
+        return "partial_completed"
+    return _STATUSES.get(state_type, _UNKNOWN)[1]
 
 
 def created_by_for(task_id: str, auto_scheduled: bool) -> str:

@@ -19,6 +19,15 @@ def test_task_status(state_type, everything_done, expected):
     assert states.task_status(state_type, everything_done) == expected
 
 
+@pytest.mark.parametrize("state_type, expected", [
+    ("SCHEDULED", "pending"), ("PENDING", "pending"), ("RUNNING", "running"), ("PAUSED", "running"),
+    ("CANCELLING", "running"), ("COMPLETED", "completed"), ("FAILED", "failed"), ("CRASHED", "crashed"),
+    ("CANCELLED", "cancelled"), ("SOMETHING_NEW", "pending"),
+])
+def test_execution_status(state_type, expected):
+    assert states.execution_status(state_type, started=False) == expected
+
+
 def test_execution_status_between_retries_is_running():
     assert states.execution_status("SCHEDULED", started=False) == "pending"
     assert states.execution_status("SCHEDULED", started=True) == "running"  # AwaitingRetry
