@@ -147,8 +147,8 @@ def _print_summary(result: dict[str, Any], task_dir: Path) -> None:
 
 def _run_flow(args: argparse.Namespace, db_url: str, table_list_text: str, business_context: str) -> int:
     from dp.connections import reference_for_url
-    from dp.logs import add_console_progress
-    from dp.prefect_env import configure_prefect
+    from dp.logs import console_progress
+    from dp.prefect_env import configure_prefect, start_temporary_server
 
     settings = get_settings()
     task_id = args.task_id or new_task_id("manual")
@@ -158,7 +158,7 @@ def _run_flow(args: argparse.Namespace, db_url: str, table_list_text: str, busin
         (task_dir / "table_list.txt").write_text(table_list_text, encoding="utf-8")
     print(f"Task {task_id}: {mask_url(db_url)} -> {task_dir}")
     configure_prefect(settings)
-    add_console_progress()
+    start_temporary_server()
     from flows.schema_workflow import schema_workflow
 
     parameters = dict(
@@ -169,8 +169,9 @@ def _run_flow(args: argparse.Namespace, db_url: str, table_list_text: str, busin
         skip_training_load=args.skip_training_load, backup_vector_tables=args.backup_vector_tables,
         truncate_vector_tables=args.truncate_vector_tables,
     )
-    with ExitStack() as tracking:
-        hooks = [] if args.no_db_tracking else _start_tracking(tracking, settings, parameters, db_url)
+    with ExitStack() as stack:
+        stack.enter_context(console_progress())
+        hooks = [] if args.no_db_tracking else _start_tracking(stack, settings, parameters, db_url)
         flow = schema_workflow.with_options(on_running=hooks) if hooks else schema_workflow
         try:
             result = flow(**parameters)

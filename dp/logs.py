@@ -68,12 +68,26 @@ def task_log_file(output_dir: Path) -> Iterator[Path]:
         handler.close()
 
 
-def add_console_progress(stream=None) -> logging.Handler:
-    """Short progress lines on the console for the CLI."""
+@contextmanager
+def console_progress(stream=None) -> Iterator[logging.Handler]:
+    """Short progress lines of our loggers on the console (the CLI's), each printed once, while the block runs.
+
+    Meanwhile our loggers do not propagate: during a flow run Prefect's console handler sits on the
+    root logger and would print every line a second time. Prefect's API handler, attached to our
+    loggers themselves (``PREFECT_LOGGING_EXTRA_LOGGERS``), and the task's log file still get them.
+    """
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactingFilter())
     enable_our_loggers()
-    for name in OUR_LOGGERS:
-        logging.getLogger(name).addHandler(handler)
-    return handler
+    loggers = [logging.getLogger(name) for name in OUR_LOGGERS]
+    propagated = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield handler
+    finally:
+        for logger, propagate in zip(loggers, propagated):
+            logger.removeHandler(handler)
+            logger.propagate = propagate

@@ -21,3 +21,19 @@ def configure_prefect(settings: Settings | None = None) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(OUR_LOGGERS))
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
+
+
+def start_temporary_server() -> None:
+    """Start Prefect's temporary local server now, in this thread, when no ``PREFECT_API_URL`` is set.
+
+    Prefect starts it for the process's first client, and that start is not thread-safe: a CLI run's
+    flow and its tracking thread, both first, started two servers, and one died with a traceback on
+    the console. Started here, both find it running.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return
+    with get_client(sync_client=True):
+        pass

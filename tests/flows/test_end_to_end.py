@@ -1,6 +1,9 @@
 """``data-pipeline run`` / ``demo`` end to end: all four steps on real databases, through the Prefect flow."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dp.cli import main
@@ -85,3 +88,22 @@ def test_failed_step_fails_the_run_and_names_it(pagila_url, use_service_database
     assert code == 1
     err = capsys.readouterr().err
     assert "ddl_generation" in err and "no_such_table" in err
+
+
+def test_a_run_without_a_prefect_server_starts_one_temporary_server(pagila_url, use_service_database, tmp_path):
+    """The flow and the run's tracking thread both need Prefect: its temporary server starts once,
+    and each progress line reaches the console once."""
+    table_list = tmp_path / "tables.txt"
+    table_list.write_text("language\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    env.update(DP_DATA_DIR=str(tmp_path / "dp-data"), DP_DATABASE_URL=use_service_database)
+    run = subprocess.run(
+        [sys.executable, "-m", "dp.cli", "run", "--db-connection", pagila_url, "--table-list", str(table_list),
+         "--business-context", "DVD rental store", "--output-dir", str(tmp_path / "out"),
+         "--execution-mode", "single", "--single-step", "1"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("Stopping temporary server") == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert sum("ddl_generation: 1/1 tables" in line for line in run.stderr.splitlines()) == 1, run.stderr
