@@ -14,7 +14,7 @@ import gc
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +26,7 @@ from dp.database import connect, connection, database_name
 from dp.llm.client import LLMError
 from dp.settings import Settings, get_settings
 from dp.table_list import TableName
+from dp.threads import ContextThreadPool
 from steps.ddl_generation.comments import Commenter, choose_language, make_commenter
 from steps.ddl_generation.ddl_render import render_ddl
 from steps.ddl_generation.dictionary_render import render_dictionary
@@ -140,7 +141,7 @@ def _write_files(ordered: list[Relation], output_dir: Path, language: str, worke
         (output_dir / dictionary_file).write_text(markdown, "utf-8")
         return ManifestEntry(table=relation.table, ddl_file=ddl_file, dictionary_file=dictionary_file)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ContextThreadPool(max_workers=workers) as pool:
         return list(pool.map(write, ordered))
 
 
@@ -192,7 +193,7 @@ def run_ddl_generation(*, db_url: str, tables: list[TableName], output_dir: Path
     prepared: dict[TableName, _Prepared] = {}
     relations = [found.relations[t] for t in tables if t in found.relations]
     try:
-        with ThreadPoolExecutor(max_workers=settings.table_concurrency) as pool:
+        with ContextThreadPool(max_workers=settings.table_concurrency) as pool:
             futures = {
                 pool.submit(_prepare, relation, connections, commenter, business_context=business_context,
                             language=language, settings=settings): relation.name

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
 from dp.settings import Settings, get_settings
 from dp.table_list import TableName
+from dp.threads import ContextThreadPool
 from steps.errors import StepFailed
 from steps.qa_generation.grouping import group_tables
 from steps.qa_generation.model import QAPair, Theme, ThemeFailure
@@ -92,7 +93,7 @@ class _Failures:
         return next((e for e in self.errors if getattr(e, "transient", False)), None)
 
 
-def _propose(pool: ThreadPoolExecutor, provider: Provider, groups: list[list[TableName]], total: int,
+def _propose(pool: ContextThreadPool, provider: Provider, groups: list[list[TableName]], total: int,
              failures: _Failures) -> list[Theme]:
     quotas = split_theme_count(total, [len(g) for g in groups])
     futures = [pool.submit(provider.propose_themes, g, quotas[i], i) for i, g in enumerate(groups)]
@@ -113,7 +114,7 @@ def _propose(pool: ThreadPoolExecutor, provider: Provider, groups: list[list[Tab
     return themes
 
 
-def _write(pool: ThreadPoolExecutor, provider: Provider, themes: list[Theme], count: int, failures: _Failures,
+def _write(pool: ContextThreadPool, provider: Provider, themes: list[Theme], count: int, failures: _Failures,
            sql_keys: dict[str, str]) -> dict[int, list[QAPair]]:
     """Pairs of each theme that produced any, by the theme's index; their SQL's dedup keys go to ``sql_keys``."""
     futures = {pool.submit(_theme_pairs, provider, theme, count): i for i, theme in enumerate(themes)}
@@ -154,7 +155,7 @@ def run_qa_generation(
     )
     failures = _Failures()
     sql_keys: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=settings.qa_theme_concurrency, thread_name_prefix="qa-theme") as pool:
+    with ContextThreadPool(max_workers=settings.qa_theme_concurrency, thread_name_prefix="qa-theme") as pool:
         themes = _propose(pool, provider, groups, settings.qa_theme_count, failures)
         by_theme = _write(pool, provider, themes, settings.qa_pairs_per_theme, failures, sql_keys)
         if not by_theme:  # no pair at all (dedup always keeps the first of repeats, so never empties a list)

@@ -23,7 +23,7 @@ import gc
 import logging
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -32,6 +32,7 @@ import psycopg2
 from sqlglot import exp
 
 from dp.llm.client import LLMError
+from dp.threads import ContextThreadPool
 from steps.sql_validation.guard import GuardRejected, guard_sql
 from steps.sql_validation.pair_file import pair_of
 from steps.sql_validation.repair import RepairRequest, Repairer
@@ -167,7 +168,7 @@ class PairChecker:
                 except Exception as exc:  # one pair must never sink the others, whatever went wrong with it
                     results[index] = _skipped(index, question, sql, exc)
                     progress.tick()
-            with ThreadPoolExecutor(workers, thread_name_prefix="sql-validation") as pool:
+            with ContextThreadPool(workers, thread_name_prefix="sql-validation") as pool:
                 futures = [pool.submit(self._check_safely, progress, *item) for item in guarded]
                 try:
                     finished, pending = wait(futures, return_when=FIRST_EXCEPTION)

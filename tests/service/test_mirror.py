@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,6 +144,9 @@ def test_complete_run_is_mirrored_with_steps_logs_and_outputs(db, pagila_url, tm
         assert {str(entry.id) for entry in prefect_logs} == {line["prefect_log_id"] for line in lines}
         assert any(line["step_name"] == "ddl_generation" and line["message"] == "step ddl_generation started"
                    and line["execution_id"] == runs[0]["execution_id"] for line in lines)
+        # logged from step 3's worker threads: they run in the task run's context
+        assert any(line["step_name"] == "sql_validation" and re.fullmatch(r"pair (\d+)/\1 checked", line["message"])
+                   for line in lines), [line["message"] for line in lines]
         with db:  # syncing again copies nothing twice and changes nothing
             again = sync_task(db, client, "manual_mirror_full")
     assert len(logs(db, "manual_mirror_full")) == len(lines)
