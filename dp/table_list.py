@@ -58,6 +58,10 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# Bases of files the pipeline writes beside the tables' (step 2: metadata.txt, metadata_detail.md).
+_PIPELINE_FILE_BASES = frozenset({"metadata"})
+
+
 def _ascii_lower(text: str) -> str:
     # PostgreSQL folds only ASCII letters of unquoted identifiers in UTF-8 databases.
     return "".join(ch.lower() if "A" <= ch <= "Z" else ch for ch in text)
@@ -92,8 +96,12 @@ class TableName:
 
     @property
     def file_base(self) -> str:
-        """Base of this table's output files: ``table`` for public, else ``schema__table``; unique per table."""
-        if self.schema == "public":
+        """Base of this table's output files: ``table`` for public, else ``schema__table``; unique per table.
+
+        A public table whose files would take a name of the pipeline's own (``metadata_detail.md``, step
+        2's theme list) keeps its schema too: ``public__metadata``.
+        """
+        if self.schema == "public" and self.name.lower() not in _PIPELINE_FILE_BASES:
             return _file_part(self.name)
         return f"{_file_part(self.schema)}__{_file_part(self.name)}"
 

@@ -62,8 +62,10 @@ def test_file_bases_are_unique_and_safe():
         TableName("public", "x/y"),
         TableName("public", "a__b__c"),
     ]
+    tables += [TableName("public", "metadata"), TableName("public", "Metadata")]  # step 2 writes metadata_detail.md
     bases = [t.file_base for t in tables]
     assert bases[:2] == ["film", "sales__film"]
+    assert bases[-2:] == ["public__metadata", "public__Metadata"]
     assert len(set(bases)) == len(bases)
     assert all("/" not in b for b in bases)
 

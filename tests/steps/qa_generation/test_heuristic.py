@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from dp.database import connection
 from dp.settings import Settings
+from dp.table_list import TableName
 from steps.errors import StepFailed
 from steps.qa_generation.step import run_qa_generation
-from tests.steps.qa_generation.conftest import failing_sql
+from tests.steps.qa_generation.conftest import failing_sql, step1
 
 PASS_RATE = 0.95
 
@@ -89,3 +91,15 @@ def test_identifiers_that_need_quotes_are_quoted(odd_names_step1):
 def test_missing_step1_outputs_fail_the_step_with_the_fix(tmp_path):
     with pytest.raises(StepFailed, match="run step 1"):
         run_qa_generation(output_dir=tmp_path)
+
+
+def test_a_table_named_metadata_keeps_its_dictionary_beside_step_2_s(scratch_db, tmp_path):
+    with connection(scratch_db) as conn:
+        conn.autocommit = True
+        conn.cursor().execute("CREATE TABLE metadata (id int PRIMARY KEY, topic text); "
+                              "COMMENT ON TABLE metadata IS 'Topics of the archive'")
+    outputs = step1(scratch_db, tmp_path / "meta", "archive", [TableName("public", "metadata")])
+    dictionary = (outputs.output_dir / "public__metadata_detail.md").read_text()
+    run_qa_generation(output_dir=outputs.output_dir, settings=Settings())
+    assert (outputs.output_dir / "public__metadata_detail.md").read_text() == dictionary
+    assert "Topics of the archive" not in (outputs.output_dir / "metadata_detail.md").read_text()
