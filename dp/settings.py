@@ -210,6 +210,9 @@ class Settings(BaseSettings):
     api_events_poll: float = Field(
         default=1.0, gt=0, description="Seconds between the checks of a task's events stream (GET /tasks/{id}/events) for news."
     )
+    api_events_keepalive: float = Field(
+        default=15.0, gt=0, description="Seconds without news after which an events stream sends a keep-alive comment, so proxies keep it open."
+    )
     api_start_wait: float = Field(
         default=0.15, ge=0, description="Seconds POST /tasks waits for Prefect to take the new run before answering 201 anyway (the run then starts in the background)."
     )

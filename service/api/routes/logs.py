@@ -32,7 +32,6 @@ router = APIRouter(prefix="/tasks", tags=["logs"])
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "debug", "info", "warning", "error", "critical"]
 Cursor = Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the last log id seen: lines after it")]
 _PAGE = 500
-_HEARTBEAT_SECONDS = 15.0
 _SHOWN = ("status", "progress", "current_step", "step_status", "error_message", "completed_at")
 
 
@@ -70,7 +69,7 @@ def _finished(task: dict) -> bool:
     return task["status"] not in ("pending", "in_progress") and not lifecycle.is_active(task)
 
 
-async def _stream(pool: ConnectionPool, task_id: str, after: int | None, poll: float,
+async def _stream(pool: ConnectionPool, task_id: str, after: int | None, poll: float, keepalive: float,
                   timeout: float) -> AsyncIterator[str]:
     deadline = time.monotonic() + timeout
     last_sent = time.monotonic()
@@ -99,7 +98,7 @@ async def _stream(pool: ConnectionPool, task_id: str, after: int | None, poll: f
             yield _event("end", {"task_id": task_id, "reason": "timeout", "status": task["status"]})
             return
         ending = _finished(task)
-        if time.monotonic() - last_sent >= _HEARTBEAT_SECONDS:
+        if time.monotonic() - last_sent >= keepalive:
             last_sent = time.monotonic()
             yield ": keep-alive\n\n"
         await anyio.sleep(poll)
@@ -121,6 +120,7 @@ async def task_events(
     task, _ = await run_in_threadpool(_poll, pool, task_id, None, 0)
     if task is None:
         raise not_found(f"task {task_id}")
-    return StreamingResponse(_stream(pool, task_id, after, settings.api_events_poll, timeout),
+    return StreamingResponse(_stream(pool, task_id, after, settings.api_events_poll, settings.api_events_keepalive,
+                                     timeout),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -197,6 +197,21 @@ def test_active_tasks(client, make_task_row):
     assert [t["task_id"] for t in data["tasks"]] == ["task_20250101_000000_0001"] and data["limit"] == 1
 
 
+def _event_stream_lines(client, task_id: str, timeout: float) -> list[str]:
+    with client.stream("GET", f"/tasks/{task_id}/events", params={"timeout": timeout}) as reply:
+        return list(reply.iter_lines())
+
+
+def test_a_quiet_events_stream_sends_keep_alive_comments(make_client, pagila_url):
+    client = make_client(api_events_poll=0.05, api_events_keepalive=0.2)
+    task_id = _pending(client, pagila_url)  # waits for its table list: nothing happens
+    lines = _event_stream_lines(client, task_id, timeout=1.5)
+    assert [line for line in lines if line.startswith("event: ")] == ["event: status", "event: end"]
+    assert ": keep-alive" in lines, lines
+    patient = make_client(api_events_poll=0.05, api_events_keepalive=3600)
+    assert ": keep-alive" not in _event_stream_lines(patient, task_id, timeout=0.5)
+
+
 # --- running in the wrong state -----------------------------------------------------------------
 
 
