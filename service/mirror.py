@@ -159,7 +159,7 @@ def _task_fields(snap: RunSnapshot, executions: list[dict]) -> dict[str, Any]:
         completed_at=utc(flow_run.end_time) if is_final(flow_state) else None,
         prefect_flow_run_id=this_run_id,
         last_flow_run_state=flow_run.state.name if flow_run.state else flow_state.title(),
-        last_flow_run_state_at=utc(flow_run.state.timestamp) if flow_run.state else None,
+        prefect_updated_at=utc(flow_run.updated),
     )
 
 
@@ -221,11 +221,12 @@ def sync_flow_run(
 
 
 def _older_than_recorded(flow_run: FlowRun, row: dict) -> bool:
-    """Whether this snapshot's state came before the one the row already shows (a stale read)."""
-    recorded_at = row["last_flow_run_state_at"]
-    if recorded_at is None or flow_run.state is None:
+    """Whether this read of the run predates the one the row shows (compared on the Prefect server's
+    clock: a state's own timestamp comes from whichever machine proposed it)."""
+    recorded = row["prefect_updated_at"]
+    if recorded is None or flow_run.updated is None:
         return False
-    return utc(flow_run.state.timestamp) < datetime.fromisoformat(recorded_at)
+    return utc(flow_run.updated) < datetime.fromisoformat(recorded)
 
 
 def _newest(flow_runs: Iterable[FlowRun], task_id: str) -> FlowRun | None:

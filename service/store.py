@@ -51,7 +51,7 @@ _TASK_SORTS = (
 _TASK_FIELDS = {
     "status", "progress", "current_step", "step_status", "error_message", "error_step", "result", "parameters",
     "started_at", "completed_at", "output_directory", "db_name", "business_context", "task_type",
-    "prefect_flow_run_id", "last_flow_run_state", "last_flow_run_state_at", "mirrored_at",
+    "prefect_flow_run_id", "last_flow_run_state", "prefect_updated_at", "mirrored_at",
 }
 _JSON_FIELDS = {"step_status", "result", "parameters"}
 _LOG_FIELDS = {

@@ -97,7 +97,7 @@ def _claim(conn: Connection, settings: Settings, task: dict, plan: Plan, paramet
         raise conflict(
             f"{len(running)} task(s) already hold the {settings.max_concurrent_runs} run slot(s) "
             f"(DP_MAX_CONCURRENT_RUNS): wait for one to finish or cancel it", active_tasks=running)
-    return store.update_task(conn, task_id=task_id, prefect_flow_run_id=None, last_flow_run_state_at=None,
+    return store.update_task(conn, task_id=task_id, prefect_flow_run_id=None, prefect_updated_at=None,
                              progress=0, current_step=None,
                              step_status=_reset_steps(task, plan), parameters=parameters)
 

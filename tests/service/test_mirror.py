@@ -379,13 +379,14 @@ def test_a_stale_read_of_a_run_never_overwrites_a_newer_state(db, mirror_db, pag
     assert cli_run(tmp_path, pagila_url, task_id, "--execution-mode", "single", "--single-step", "1") == 0
     with get_client(sync_client=True) as client:
         (fresh,) = snapshots(client, [client.read_flow_run(uuid.UUID(task(db, task_id)["prefect_flow_run_id"]))])
-    ended = fresh.flow_run.state.timestamp
+    read = fresh.flow_run.updated
     stale = RunSnapshot(fresh.flow_run.model_copy(update={
-        "state": Running(timestamp=ended - timedelta(seconds=5)), "state_type": StateType.RUNNING, "end_time": None,
+        "state": Running(), "state_type": StateType.RUNNING, "end_time": None, "updated": read - timedelta(seconds=5),
     }), fresh.task_runs)
-    with db:  # as the row was before either read: running, at a state older than both
+    # its state is newer by its own timestamp (a skewed clock), older by the Prefect server's: it is stale
+    with db:  # as the row was before either read: running, as read earlier than both
         store.update_task(db, task_id=task_id, status="in_progress", last_flow_run_state="Running",
-                          last_flow_run_state_at=ended - timedelta(seconds=10))
+                          prefect_updated_at=read - timedelta(seconds=10))
 
     def write_stale():
         with connection(mirror_db) as own, own:
