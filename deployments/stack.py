@@ -2,7 +2,7 @@
 
 Order: the service PostgreSQL (embedded unless ``DP_DATABASE_URL``), the Prefect server on it, the
 set-up (work pool, deployments, zombie-run automation), a worker on the pool, then the extra parts
-(by default the mirror and the REST service, when this checkout's CLI has ``mirror`` / ``serve``).
+(by default ``data-pipeline serve``: the REST service with the mirror in its process).
 Ctrl-C or SIGTERM stops everything in reverse order and exits 0; a part that dies on its own is
 reported and takes the stack down with exit code 1. Workers on other machines run
 ``data-pipeline worker`` with the same worker environment.
@@ -10,7 +10,6 @@ reported and takes the stack down with exit code 1. Workers on other machines ru
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
@@ -35,9 +34,6 @@ from deployments.server import (
 )
 from deployments.setup import WORK_POOL, apply_setup
 from deployments.supervisor import Component, StackError, Supervisor
-
-# CLI subcommands started with the stack when they exist, with the setting pair naming where they listen
-OPTIONAL_COMMANDS = {"mirror": ("mirror", None), "serve": ("REST service", ("api_host", "api_port"))}
 
 
 def resolve_api_url(explicit: str | None, settings: Settings) -> str:
@@ -66,24 +62,10 @@ def worker_component(settings: Settings, url: str, base_env: Mapping[str, str] |
     return Component(name="worker", argv=argv, env=worker_environment(settings, url, base_env), log=log)
 
 
-def _cli_commands() -> set[str]:
-    from dp.cli import build_parser
-
-    return {name for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
-            for name in action.choices}
-
-
-def optional_components(settings: Settings, env: Mapping[str, str]) -> list[Component]:
-    """The mirror and the REST service, for those of them this checkout's CLI already has."""
-    available = _cli_commands()
-    components = []
-    for command, (name, address) in OPTIONAL_COMMANDS.items():
-        if command not in available:
-            continue
-        host, port = (getattr(settings, field, None) for field in address) if address else (None, None)
-        url = f"http://{host}:{port}" if host and port else None
-        components.append(Component(name=name, argv=[sys.executable, "-m", "dp.cli", command], env=env, url=url))
-    return components
+def service_component(settings: Settings, env: Mapping[str, str]) -> Component:
+    """``data-pipeline serve``: the REST API with the mirror in its process."""
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    return Component(name="API and mirror", argv=[sys.executable, "-m", "dp.cli", "serve"], env=env, url=url)
 
 
 @contextmanager
@@ -116,7 +98,7 @@ def _start(settings: Settings, children: Supervisor, stopping: threading.Event,
     if stopping.is_set():
         return
     parts = [worker_component(settings, url)]
-    parts += optional_components(settings, worker_environment(settings, url)) if extra is None else extra
+    parts += [service_component(settings, worker_environment(settings, url))] if extra is None else extra
     for part in parts:
         children.start(part)
     print(f"Prefect database: {mask_url(prefect_db)}", file=out)
@@ -144,7 +126,7 @@ def run_stack(settings: Settings | None = None, extra: Sequence[Component] | Non
     """Run the stack until Ctrl-C/SIGTERM (exit code 0) or until a part fails (1).
 
     ``extra`` is the hook for more parts, started after the worker (``worker_environment`` gives
-    them the stack's Prefect API); None starts the mirror and the REST service when the CLI has them.
+    them the stack's Prefect API); None starts the REST service with its mirror.
     """
     settings = settings or get_settings()
     with stop_on_signals() as stopping, Supervisor(settings.stack_stop_timeout) as children:

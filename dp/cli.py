@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("up", help="start the local stack: Prefect server on PostgreSQL, deployments, a worker",
                    description="Start the Prefect server (on the service PostgreSQL), apply the work pool, deployments "
-                   "and zombie-run automation, start a worker, and the mirror and REST service when installed; "
+                   "and zombie-run automation, start a worker and the REST service with its mirror; "
                    "Ctrl-C or SIGTERM stops them all.")
     for name, help_text, description in (
         ("deploy", "apply the work pool, deployments (prefect.yaml) and zombie-run automation to a Prefect server",
@@ -84,13 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--api-url", metavar="URL",
                        help="Prefect API, e.g. http://prefect-host:4200/api (default: PREFECT_API_URL, else DP_PREFECT_HOST:DP_PREFECT_PORT)")
 
-    serve = sub.add_parser("serve", help="serve the REST API (FastAPI on uvicorn)",
+    serve = sub.add_parser("serve", help="serve the REST API (FastAPI on uvicorn), with the mirror in its process",
                            description="Serve the REST API under /api/v0/data_pipeline/ (OpenAPI at /docs) on "
                            "DP_API_HOST:DP_API_PORT; it starts runs on the Prefect server of PREFECT_API_URL, else "
-                           "DP_PREFECT_HOST:DP_PREFECT_PORT.")
+                           "DP_PREFECT_HOST:DP_PREFECT_PORT. The mirror runs in a thread and keeps the tracking tables in step "
+                           "with Prefect (DP_API_MIRROR=false leaves that to a separate `data-pipeline mirror`).")
     serve.add_argument("--host", help="address to listen on (default: DP_API_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: DP_API_PORT)")
-    mirror = sub.add_parser("mirror", help="keep the tracking tables in step with Prefect's flow runs",
+    mirror = sub.add_parser("mirror", help="keep the tracking tables in step with Prefect's flow runs (alone; `serve` also runs it)",
                             description="Poll Prefect every DP_MIRROR_POLL_INTERVAL seconds and mirror every run of "
                             "schema_workflow (status, steps, logs, output files) into the tracking tables; Ctrl-C or "
                             "SIGTERM stops it.")

@@ -194,6 +194,9 @@ class Settings(BaseSettings):
         default=None, description="When set, every route but /health needs it, as an X-API-Key header or `Authorization: Bearer <key>`."
     )
     api_db_pool_size: int = Field(default=10, ge=1, description="Service-database connections the REST API keeps open at most.")
+    api_mirror: bool = Field(
+        default=True, description="Whether `data-pipeline serve` runs the mirror in its own process (a thread); false when a separate `data-pipeline mirror` keeps the tables."
+    )
     max_download_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1, description="Largest task file the API serves for download; larger ones answer 413."
     )

@@ -1,8 +1,8 @@
 """Builds the REST API's FastAPI app and serves it with uvicorn (``data-pipeline serve``).
 
 The lifespan migrates the service database, fails tasks whose run a dead process never started,
-opens the connection pool, one Prefect client and the background starter, and closes them on
-shutdown. Routes are under /api/v0/data_pipeline (service/api/routes), OpenAPI at /docs. Bad
+opens the connection pool, one Prefect client and the background starter, starts the mirror in a
+thread (unless ``DP_API_MIRROR`` is off), and closes them on shutdown. Routes are under /api/v0/data_pipeline (service/api/routes), OpenAPI at /docs. Bad
 input is a 400 envelope here, so FastAPI's default 422 is taken out of the schema. The server logs
 through one redacting handler: no connection-string password reaches a log line.
 """
@@ -28,6 +28,7 @@ from service.api.routes import api_router, health
 from service.api.runs import PrefectRuns
 from service.api.starter import Starter
 from service.migrate import migrate
+from service.mirror_service import MirrorThread
 
 TITLE = "data-pipeline REST API"
 VERSION = "0.1.0"
@@ -59,12 +60,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool = ConnectionPool(url, current.api_db_pool_size)
         await run_in_threadpool(lambda: fail_abandoned_claims(pool))
         starter = Starter(pool)
+        mirror = MirrorThread(current) if current.api_mirror else None
         try:
             with PrefectRuns.connect() as runs:
                 app.state.settings, app.state.pool, app.state.runs, app.state.starter = current, pool, runs, starter
+                if mirror is not None:
+                    mirror.start()
                 yield
                 starter.close()  # creations under way finish while the Prefect client is still open
         finally:
+            if mirror is not None:
+                mirror.stop()
             pool.close()
 
     app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, lifespan=lifespan)

@@ -3,11 +3,12 @@
 * ``api_db_url``: a migrated database on the session's embedded PostgreSQL 18, shared by these
   tests; ``api_conn`` empties its tracking tables first and is a connection to it.
 * ``make_client(**settings)``: a TestClient on ``create_app`` (lifespan run: pool, migrations, one
-  Prefect client on the session's stack), output root under the test's tmp dir. Every answer is
+  Prefect client on the session's stack; no mirror thread unless ``api_mirror=True``), output root
+  under the test's tmp dir. Every answer is
   checked: an envelope whose ``code`` is the status, and never a 500.
-* ``live_api``: ``data-pipeline serve`` (uvicorn) and ``data-pipeline mirror`` as processes on the
-  stack's worker environment with a database of their own, for runs end to end; their logs are
-  kept to check them for secrets.
+* ``live_api``: ``data-pipeline serve`` (uvicorn, the mirror in its process) on the stack's worker
+  environment with a database of its own, for runs end to end; its log is kept to check it for
+  secrets.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def make_client(api_conn, api_db_url, output_root, tmp_path, prefect_api):
     clients = []
 
     def make(**settings) -> TestClient:
-        values = dict(database_url=api_db_url, data_dir=tmp_path / "dp-data", output_dir=output_root, **settings)
+        values = {"database_url": api_db_url, "data_dir": tmp_path / "dp-data", "output_dir": output_root,
+                  "api_mirror": False, **settings}
         client = TestClient(create_app(Settings(**values)), base_url="http://testserver" + PREFIX)
         client.event_hooks["response"].append(check_answer)
         clients.append(client.__enter__())
@@ -147,7 +149,7 @@ def client(make_client) -> TestClient:
 class LiveApi:
     url: str  # .../api/v0/data_pipeline
     output_root: Path
-    logs: list[Path]  # the server's and the mirror's output
+    logs: list[Path]  # the server's output (its mirror's lines included)
 
     def client(self, record: list[str] | None = None) -> httpx.Client:
         """A client checking every answer; with ``record``, the text of each non-streamed answer is kept."""
@@ -189,7 +191,7 @@ def live_db_url(embedded_url):
 
 @pytest.fixture(scope="session")
 def live_api(prefect_stack, live_db_url, tmp_path_factory):
-    """``data-pipeline serve`` and ``data-pipeline mirror`` on the stack, with a database of their own."""
+    """``data-pipeline serve`` on the stack (its mirror included), with a database of its own."""
     base = tmp_path_factory.mktemp("live-api")
     root = base / "tasks"
     root.mkdir()
@@ -197,17 +199,13 @@ def live_api(prefect_stack, live_db_url, tmp_path_factory):
     env = {**prefect_stack.env, "DP_DATABASE_URL": live_db_url, "DP_OUTPUT_DIR": str(root),
            "DP_API_HOST": "127.0.0.1", "DP_API_PORT": str(port), "DP_API_EVENTS_POLL": "0.3",
            "DP_MAX_CONCURRENT_RUNS": "1"}
-    processes, logs = [], []
+    log = base / "serve.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "dp.cli", "serve"], env=env, stdin=subprocess.DEVNULL,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        for command in ("serve", "mirror"):
-            log = base / f"{command}.log"
-            logs.append(log)
-            with open(log, "wb") as out:
-                processes.append(subprocess.Popen([sys.executable, "-m", "dp.cli", command], env=env, stdin=subprocess.DEVNULL,
-                                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         url = f"http://127.0.0.1:{port}{PREFIX}"
-        _wait_healthy(url, processes[0], logs[0])
-        yield LiveApi(url=url, output_root=root, logs=logs)
+        _wait_healthy(url, process, log)
+        yield LiveApi(url=url, output_root=root, logs=[log])
     finally:
-        for process in reversed(processes):
-            _stop(process)
+        _stop(process)

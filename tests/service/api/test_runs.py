@@ -40,10 +40,13 @@ def _wait_no_active(client: httpx.Client) -> None:
 
 
 def _read_events(client: httpx.Client, task_id: str, **params) -> list[tuple[str, dict, str | None]]:
+    """The stream's events until it ends; fails after 180 s (keep-alive comments come every 15 s)."""
     events, kind, event_id = [], None, None
+    deadline = time.monotonic() + 180
     with client.stream("GET", f"/tasks/{task_id}/events", params=params, timeout=300) as reply:
         assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
         for line in reply.iter_lines():
+            assert time.monotonic() < deadline, f"the events stream of {task_id} did not end in 180 s: {events}"
             if line.startswith("id: "):
                 event_id = line[4:]
             elif line.startswith("event: "):
