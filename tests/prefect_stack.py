@@ -11,7 +11,8 @@ while to start; nothing starts unless a test asks for a fixture:
   it inside a test using ``prefect_api``).
 
 Prefect's tables go to a database of their own per session (``prefect_test_<hex>``) on the
-session's embedded PostgreSQL, dropped afterwards; the worker polls every second.
+session's embedded PostgreSQL, dropped afterwards; the worker polls every second; a run silent for 60 s
+is crashed by the zombie automation (the shortest window the settings allow).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def prefect_stack(embedded_url, tmp_path_factory):
     database = f"prefect_test_{uuid.uuid4().hex[:8]}"
     base = clean_environment(DP_DATA_DIR=str(data_dir), DP_DATABASE_URL=embedded_url,
                              DP_PREFECT_PORT=str(free_port()), DP_PREFECT_DATABASE=database,
-                             PREFECT_WORKER_QUERY_SECONDS="1")
+                             PREFECT_WORKER_QUERY_SECONDS="1", DP_ZOMBIE_AFTER_SECONDS="60")
     settings = settings_from(base)
     url = api_url(settings)
     logs = data_dir / "logs"

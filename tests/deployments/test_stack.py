@@ -48,7 +48,7 @@ def test_setup_is_applied(prefect_stack, prefect_api):
     trigger = automation.trigger
     assert trigger.posture.value == "Proactive" and trigger.after == {"prefect.flow-run.heartbeat"}
     assert trigger.match.root == {"prefect.resource.id": ["prefect.flow-run.*"]}
-    assert trigger.for_each == {"prefect.resource.id"} and trigger.within.total_seconds() == 90
+    assert trigger.for_each == {"prefect.resource.id"} and trigger.within.total_seconds() == prefect_stack.settings.zombie_after_seconds == 60
     assert automation.actions[0].state.value == "CRASHED"
 
 

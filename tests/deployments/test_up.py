@@ -52,7 +52,8 @@ def test_up_prints_where_it_listens_and_stops_cleanly_on_sigterm(prefect_stack, 
     port = free_port()
     env = clean_environment(DP_DATA_DIR=str(tmp_path / "data"), DP_DATABASE_URL=prefect_stack.service_url,
                             DP_PREFECT_PORT=str(port), DP_PREFECT_DATABASE=prefect_stack.settings.prefect_database,
-                            DP_API_PORT=str(free_port()))
+                            DP_API_PORT=str(free_port()),
+                            DP_ZOMBIE_AFTER_SECONDS=str(prefect_stack.settings.zombie_after_seconds))
     up, lines = _start(["up"], env)
     seen: list[str] = []
     try:

@@ -17,10 +17,11 @@ import sys
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from io import StringIO
 from pathlib import Path
 
+import httpx
 import psycopg2
 import psycopg2.extras
 import pytest
@@ -270,6 +271,49 @@ def test_killed_flow_process_shows_failed_with_no_step_running(db, mirror_thread
     assert row["prefect_flow_run_id"] == str(flow_run_id)
     assert [e["status"] for e in executions(db, "task_mirror_killed")] == ["failed"]
     assert "task_mirror_killed: failed" in mirror_thread.getvalue()
+
+
+def heartbeats(api_url: str, flow_run_id: str) -> int:
+    """How many heartbeat events of the flow run the Prefect server has received."""
+    answer = httpx.post(f"{api_url}/events/filter", timeout=10, json={"limit": 10, "filter": {
+        "event": {"name": ["prefect.flow-run.heartbeat"]},
+        "any_resource": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+        "occurred": {"since": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()}}})
+    answer.raise_for_status()
+    return len(answer.json()["events"])
+
+
+def test_run_whose_machine_died_is_crashed_by_the_zombie_automation(db, mirror_thread, prefect_stack, slow_db,
+                                                                   tmp_path):
+    """A `data-pipeline run` process (heartbeats on) killed with its process group, as when its machine
+    dies: no worker is there to report the end, only the set-up's automation can mark it Crashed, once
+    its heartbeats have been silent for DP_ZOMBIE_AFTER_SECONDS."""
+    table_list = tmp_path / "tables.txt"
+    table_list.write_text("slow\n")
+    run = subprocess.Popen([sys.executable, "-m", "dp.cli", "run", "--db-connection", slow_db, "--table-list",
+                            str(table_list), "--output-dir", str(tmp_path / "tasks"), "--task-id", "manual_mirror_zombie",
+                            "--business-context", "test", "--execution-mode", "single", "--single-step", "1", "--no-db-tracking"],
+                           env=prefect_stack.env, stdin=subprocess.DEVNULL, stdout=open(tmp_path / "run.log", "wb"),
+                           stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def step_1_running():
+            assert run.poll() is None, (tmp_path / "run.log").read_text(errors="replace")
+            row = task(db, "manual_mirror_zombie")
+            return row and row["step_status"]["ddl_generation"] == "running" and row
+
+        row = wait_for("step 1 running in the tables", step_1_running)
+        wait_for("a heartbeat", lambda: heartbeats(prefect_stack.api_url, row["prefect_flow_run_id"]), timeout=30)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    time.sleep(5)
+    assert task(db, "manual_mirror_zombie")["status"] == "in_progress"  # nobody saw it die
+    window = prefect_stack.settings.zombie_after_seconds
+    row = wait_for("the zombie run failed in the tables",
+                   lambda: (r := task(db, "manual_mirror_zombie")) and r["status"] == "failed" and r, timeout=window + 90)
+    assert row["last_flow_run_state"] == "Crashed" and "heartbeats stopped" in row["error_message"]
+    assert row["created_by"] == "manual" and row["step_status"]["ddl_generation"] == "failed"
+    assert [e["status"] for e in executions(db, "manual_mirror_zombie")] == ["failed"]
 
 
 def test_cancelled_run_shows_cancelled(db, mirror_thread, prefect_stack, slow_db, tmp_path):
