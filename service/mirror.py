@@ -126,7 +126,7 @@ def _write_logs(conn: store.Connection, task_id: str, snap: RunSnapshot) -> int:
     ])
 
 
-def _task_fields(snap: RunSnapshot, executions: list[dict]) -> dict[str, Any]:
+def _task_fields(snap: RunSnapshot, executions: list[dict], previous_status: str | None) -> dict[str, Any]:
     """The task row's run fields from its current flow run and all its step runs."""
     flow_run = snap.flow_run
     flow_state = state_type_of(flow_run)
@@ -139,7 +139,7 @@ def _task_fields(snap: RunSnapshot, executions: list[dict]) -> dict[str, Any]:
             latest_completed[execution["execution_step"]] = execution
     plan = run_plan(flow_run.parameters or {})
     run_executions = [e for e in executions if e["prefect_flow_run_id"] == this_run_id]
-    status = task_status(flow_state, all(step in latest_completed for step in STEPS))
+    status = task_status(flow_state, all(step in latest_completed for step in STEPS), previous_status)
     error_message = error_step = None
     if status == "failed":
         error_message = redact(flow_run.state.message) if flow_run.state and flow_run.state.message else flow_state.title()
@@ -212,7 +212,7 @@ def sync_flow_run(
         if is_final(flow_state) and flow_state != "COMPLETED":
             store.close_running_executions(conn, task_id=task_id,
                                            status="cancelled" if flow_state == "CANCELLED" else "failed")
-        row = store.update_task(conn, task_id=task_id, mirrored_at="now", **_task_fields(snap, executions))
+        row = store.update_task(conn, task_id=task_id, mirrored_at="now", **_task_fields(snap, executions, row["status"]))
     if scanner is not None and row["output_directory"]:
         files = scanner.scan(row["output_directory"], executions)
         if files is not None:

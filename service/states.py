@@ -58,15 +58,18 @@ def execution_status(state_type: str, started: bool) -> str:
     return _STATUSES.get(state_type, _UNKNOWN)[0]
 
 
-def task_status(state_type: str, all_steps_completed: bool) -> str:
-    """A task's status from its current flow run's state type.
+def task_status(state_type: str, all_steps_completed: bool, previous: str | None = None) -> str:
+    """A task's status from its current flow run's state type (``previous``: the row's status now).
 
     A completed run is ``completed`` only once every one of the four steps has completed in some
-    run of the task (a single-step run, a run with skipped steps); else ``partial_completed``.
+    run of the task (a single-step run, a run with skipped steps); else ``partial_completed``. A
+    task already ``in_progress`` (its run slot claimed, or its run started) stays so while the run
+    waits in Prefect's queue or for a retry: a status never goes back from in_progress to pending.
     """
     if state_type == "COMPLETED" and not all_steps_completed:
         return "partial_completed"
-    return _STATUSES.get(state_type, _UNKNOWN)[1]
+    status = _STATUSES.get(state_type, _UNKNOWN)[1]
+    return "in_progress" if status == "pending" and previous == "in_progress" else status
 
 
 def created_by_for(task_id: str, auto_scheduled: bool) -> str:

@@ -19,6 +19,15 @@ def test_task_status(state_type, everything_done, expected):
     assert states.task_status(state_type, everything_done) == expected
 
 
+@pytest.mark.parametrize("state_type, previous, expected", [
+    ("SCHEDULED", "in_progress", "in_progress"), ("PENDING", "in_progress", "in_progress"),
+    ("SCHEDULED", "completed", "pending"), ("PENDING", "pending", "pending"), ("SCHEDULED", None, "pending"),
+    ("FAILED", "in_progress", "failed"), ("CANCELLING", "in_progress", "cancelled"),
+])
+def test_task_status_never_goes_back_from_in_progress_to_pending(state_type, previous, expected):
+    assert states.task_status(state_type, False, previous) == expected
+
+
 @pytest.mark.parametrize("state_type, expected", [
     ("SCHEDULED", "pending"), ("PENDING", "pending"), ("RUNNING", "running"), ("PAUSED", "running"),
     ("CANCELLING", "running"), ("COMPLETED", "completed"), ("FAILED", "failed"), ("CRASHED", "crashed"),

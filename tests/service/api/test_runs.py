@@ -110,6 +110,8 @@ def test_task_created_over_http_runs_to_completed(live_api, prefect_stack, pagil
         assert events[-1][1] == {"task_id": task_id, "reason": "finished", "status": "completed"}
         statuses = [data["status"] for kind, data, _ in events if kind == "status"]
         assert statuses[-1] == "completed" and len(statuses) >= 2
+        claimed = statuses.index("in_progress") if "in_progress" in statuses else len(statuses)
+        assert "pending" not in statuses[claimed:], statuses  # queued in Prefect, the task stays in_progress
         log_ids = [int(event_id) for kind, _, event_id in events if kind == "log"]
         assert log_ids == sorted(log_ids)
         answers.append(json.dumps(events))
