@@ -106,17 +106,19 @@ def server_component(settings: Settings, service_url: str, base_env: Mapping[str
     return Component(name="prefect server", argv=argv, env=env, log=log, url=ui_url(settings))
 
 
-def wait_until_healthy(url: str, timeout: float, still_starting: Callable[[], bool]) -> None:
-    """Poll ``<api>/health`` until it answers true; ``still_starting`` returning False aborts the wait."""
+def wait_until_healthy(url: str, timeout: float, still_starting: Callable[[], bool], what: str = "the Prefect server",
+                       healthy: Callable[[bytes], bool] = lambda body: body.strip() == b"true") -> None:
+    """Poll ``<url>/health`` until it answers 200 with a body ``healthy`` accepts (Prefect's: ``true``);
+    ``still_starting`` returning False aborts the wait."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not still_starting():
             return
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                if reply.status == 200 and reply.read().strip() == b"true":
+                if reply.status == 200 and healthy(reply.read()):
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.5)
-    raise StackError(f"the Prefect server did not answer {url}/health within {timeout:.0f} s (DP_STACK_START_TIMEOUT)")
+    raise StackError(f"{what} did not answer {url}/health within {timeout:.0f} s (DP_STACK_START_TIMEOUT)")

@@ -70,8 +70,22 @@ def service_component(settings: Settings, env: Mapping[str, str]) -> Component:
 
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set on the first SIGINT or SIGTERM; the previous handlers come back on exit.
+
+    A handler runs in the main thread between two bytecodes: perhaps while that thread holds the
+    event's own lock (inside ``stopping.wait()``), or while it runs the handler of an earlier signal
+    (a second Ctrl-C, ``timeout`` forwarding a signal). Setting the event right there can deadlock,
+    so the first signal sets it from a new thread and later ones do nothing.
+    """
     stopping = threading.Event()
-    handlers = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if not received:
+            received.append(signum)
+            threading.Thread(target=stopping.set, name="stop-on-signal", daemon=True).start()
+
+    handlers = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stopping
     finally:
@@ -97,10 +111,14 @@ def _start(settings: Settings, children: Supervisor, stopping: threading.Event,
     applied = apply_setup(settings, url)
     if stopping.is_set():
         return
-    parts = [worker_component(settings, url)]
-    parts += [service_component(settings, worker_environment(settings, url))] if extra is None else extra
-    for part in parts:
-        children.start(part)
+    service = service_component(settings, worker_environment(settings, url))
+    parts = [worker_component(settings, url), *([service] if extra is None else extra)]
+    started = {part.name: children.start(part) for part in parts}
+    if extra is None:  # "running" below means the API answers
+        wait_until_healthy(service.url, settings.stack_start_timeout, what="the REST service", healthy=lambda _: True,
+                           still_starting=lambda: not stopping.is_set() and started[service.name].poll() is None)
+        if stopping.is_set():
+            return
     print(f"Prefect database: {mask_url(prefect_db)}", file=out)
     print(f"Prefect UI:       {ui_url(settings)}", file=out)
     print(f"Prefect API:      {url}  (export PREFECT_API_URL={url} to use it from another shell)", file=out)

@@ -1,5 +1,6 @@
 """`data-pipeline up` and `data-pipeline worker` as a user runs them: URLs printed, clean stops, crashes reported."""
 
+import json
 import queue
 import signal
 import subprocess
@@ -49,10 +50,10 @@ def _all_gone(processes):
 def test_up_prints_where_it_listens_and_stops_cleanly_on_sigterm(prefect_stack, prefect_api, tmp_path):
     """`up` runs a second Prefect server on the session stack's database (as a second replica would),
     so its set-up is the second one applied there: it must change nothing."""
-    port = free_port()
+    port, api_port = free_port(), free_port()
     env = clean_environment(DP_DATA_DIR=str(tmp_path / "data"), DP_DATABASE_URL=prefect_stack.service_url,
                             DP_PREFECT_PORT=str(port), DP_PREFECT_DATABASE=prefect_stack.settings.prefect_database,
-                            DP_API_PORT=str(free_port()),
+                            DP_API_PORT=str(api_port),
                             DP_ZOMBIE_AFTER_SECONDS=str(prefect_stack.settings.zombie_after_seconds))
     up, lines = _start(["up"], env)
     seen: list[str] = []
@@ -64,6 +65,9 @@ def test_up_prints_where_it_listens_and_stops_cleanly_on_sigterm(prefect_stack, 
         assert "schema_workflow/on-demand" in output and "worker:" in output
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as reply:
             assert reply.read().strip() == b"true"
+        assert f"API and mirror:   http://127.0.0.1:{api_port}\n" in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=10) as reply:  # no retry: it is up
+            assert json.load(reply)["data"]["prefect"] == "ok"
         pool, deployments, automations = read_setup_state()
         assert pool.id == prefect_stack.applied.work_pool_id
         assert {name: d.id for name, d in deployments.items()} == prefect_stack.applied.deployment_ids
@@ -99,3 +103,21 @@ def test_worker_command_reports_a_worker_that_died(prefect_stack):
 def test_a_bad_api_url_is_a_usage_error(capsys):
     assert main(["deploy", "--api-url", "localhost:4200"]) == 2
     assert "--api-url must be an http(s) URL" in capsys.readouterr().err
+
+
+def test_a_signal_while_the_main_thread_holds_the_stop_event_lock_does_not_deadlock():
+    """What hung `data-pipeline up` once: SIGTERM handled while the main thread held the event's lock
+    (it was inside ``stopping.wait()``, or in the handler of a signal just before)."""
+    script = """
+import signal
+from deployments.stack import stop_on_signals
+with stop_on_signals() as stopping:
+    handler = signal.getsignal(signal.SIGTERM)
+    with stopping._cond:  # the lock Event.wait() and Event.set() take
+        handler(signal.SIGTERM, None)
+        handler(signal.SIGINT, None)
+    assert stopping.wait(10)
+print("stopped")
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout == "stopped\n", done.stderr
