@@ -89,6 +89,8 @@ def _configure_logging() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    for chatty in ("httpx", "httpcore"):  # a line per request to Prefect: the mirror alone polls twice a second
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def serve(settings: Settings | None = None) -> int:

@@ -162,6 +162,8 @@ def test_task_created_over_http_runs_to_completed(live_api, prefect_stack, pagil
         assert PASSWORD not in text
     for log in [*live_api.logs, prefect_stack.logs / "worker.log"]:
         assert PASSWORD not in log.read_text(errors="replace"), log
+    served = live_api.logs[0].read_text(errors="replace")
+    assert "mirror: task_" in served and "[httpx]" not in served  # the mirror's news, not its every request
 
 
 def test_cancel_a_running_task(live_api, locked_table, prefect_api):
