@@ -1,8 +1,8 @@
 """``data-pipeline up``: the local stack, started in order and stopped cleanly.
 
 Order: the service PostgreSQL (embedded unless ``DP_DATABASE_URL``), the Prefect server on it, the
-set-up (work pool, deployments, zombie-run automation), a worker on the pool, then the extra parts
-(by default ``data-pipeline serve``: the REST service with the mirror in its process).
+set-up (work pool, deployments, zombie-run automation), a worker on the pool, then
+``data-pipeline serve`` (the REST service with the mirror in its process), awaited until it answers.
 Ctrl-C or SIGTERM stops everything in reverse order and exits 0; a part that dies on its own is
 reported and takes the stack down with exit code 1. Workers on other machines run
 ``data-pipeline worker`` with the same worker environment.
@@ -15,7 +15,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence, TextIO
+from typing import Iterator, Mapping, TextIO
 
 import psycopg2
 
@@ -93,8 +93,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def _start(settings: Settings, children: Supervisor, stopping: threading.Event,
-           extra: Sequence[Component] | None, out: TextIO) -> None:
+def _start(settings: Settings, children: Supervisor, stopping: threading.Event, out: TextIO) -> None:
     url = api_url(settings)
     check_port_free(settings.prefect_host, settings.prefect_port)
     service_url = service_database_url(settings)
@@ -112,13 +111,13 @@ def _start(settings: Settings, children: Supervisor, stopping: threading.Event,
     if stopping.is_set():
         return
     service = service_component(settings, worker_environment(settings, url))
-    parts = [worker_component(settings, url), *([service] if extra is None else extra)]
+    parts = [worker_component(settings, url), service]
     started = {part.name: children.start(part) for part in parts}
-    if extra is None:  # "running" below means the API answers
-        wait_until_healthy(service.url, settings.stack_start_timeout, what="the REST service", healthy=lambda _: True,
-                           still_starting=lambda: not stopping.is_set() and started[service.name].poll() is None)
-        if stopping.is_set():
-            return
+    # "running" below means the API answers
+    wait_until_healthy(service.url, settings.stack_start_timeout, what="the REST service", healthy=lambda _: True,
+                       still_starting=lambda: not stopping.is_set() and started[service.name].poll() is None)
+    if stopping.is_set():
+        return
     print(f"Prefect database: {mask_url(prefect_db)}", file=out)
     print(f"Prefect UI:       {ui_url(settings)}", file=out)
     print(f"Prefect API:      {url}  (export PREFECT_API_URL={url} to use it from another shell)", file=out)
@@ -139,17 +138,12 @@ def _supervise(children: Supervisor, stopping: threading.Event, command: str, ou
     return 1
 
 
-def run_stack(settings: Settings | None = None, extra: Sequence[Component] | None = None,
-              out: TextIO = sys.stdout) -> int:
-    """Run the stack until Ctrl-C/SIGTERM (exit code 0) or until a part fails (1).
-
-    ``extra`` is the hook for more parts, started after the worker (``worker_environment`` gives
-    them the stack's Prefect API); None starts the REST service with its mirror.
-    """
+def run_stack(settings: Settings | None = None, out: TextIO = sys.stdout) -> int:
+    """Run the stack until Ctrl-C/SIGTERM (exit code 0) or until a part fails (1)."""
     settings = settings or get_settings()
     with stop_on_signals() as stopping, Supervisor(settings.stack_stop_timeout) as children:
         try:
-            _start(settings, children, stopping, extra, out)
+            _start(settings, children, stopping, out)
         except (StackError, psycopg2.Error) as exc:  # psycopg2's messages come with the password masked
             print(f"data-pipeline up: {exc}", file=sys.stderr, flush=True)
             return 0 if stopping.is_set() else 1
