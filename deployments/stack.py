@@ -44,11 +44,16 @@ def resolve_api_url(explicit: str | None, settings: Settings) -> str:
 
 
 def worker_environment(settings: Settings, url: str, base_env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment of a worker, inherited by its flow runs: our API, heartbeats, where the code is."""
+    """Environment of a worker, inherited by its flow runs: our API, heartbeats, where the code is.
+
+    Worker-side cancellation is on: Prefect 3.9 leaves it off, and then a run cancelled while
+    Pending (its process starting) stays Cancelling forever and holds the deployment's slot.
+    """
     env = environment_without_database(base_env)
     env.update(
         PREFECT_API_URL=url,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(settings.heartbeat_seconds),
+        PREFECT_WORKER_ENABLE_CANCELLATION="true",
         PREFECT_HOME=str(settings.data_dir / "prefect"),
         DP_REPO_DIR=str(repo_dir(settings)),  # prefect.yaml's pull step: {{ $DP_REPO_DIR }}
     )

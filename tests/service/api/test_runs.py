@@ -199,6 +199,33 @@ def test_delete_while_running(live_api, locked_table, prefect_api):
         assert client.get(f"/tasks/{task_id}").status_code == 404
 
 
+def _cancel_while_pending(client: httpx.Client, url: str) -> dict | None:
+    """Create a task and cancel its run while the worker starts its process (Prefect's Pending);
+    None when the run got past Pending first (it is cancelled and waited for then)."""
+    _wait_no_active(client)
+    reply = client.post("/tasks", json=_params(url, ["language"]))
+    assert reply.status_code == 201, reply.json()
+    created = wait_started(client, reply.json()["data"]["task_id"])
+    wait_for("the worker to take the run", lambda: _flow_run_state(created["flow_run_id"]) != "SCHEDULED", 120, 0.02)
+    caught = _flow_run_state(created["flow_run_id"]) == "PENDING"
+    assert client.post(f"/tasks/{created['task_id']}/cancel").status_code == 202
+    if not caught:
+        wait_for("the run to stop", lambda: _flow_run_state(created["flow_run_id"]) == "CANCELLED", 60)
+    return created if caught else None
+
+
+def test_a_run_cancelled_while_its_process_starts_ends_cancelled(live_api, pagila_url, prefect_api):
+    """Prefect 3.9 leaves worker-side cancellation off: such a run stayed Cancelling forever and held
+    the deployment's only slot (every later run waited). The worker environment turns it on."""
+    with live_api.client() as client:
+        created = next(filter(None, (_cancel_while_pending(client, pagila_url) for _ in range(3))), None)
+        assert created is not None, "the run never was Pending when polled"
+        wait_for("the run to end cancelled", lambda: _flow_run_state(created["flow_run_id"]) == "CANCELLED", 60)
+        wait_for("the task to show it", lambda: client.get(f"/tasks/{created['task_id']}").json()["data"]["status"]
+                 == "cancelled", 30)
+        assert client.get("/tasks/active").json()["data"]["total"] == 0
+
+
 def test_fifty_concurrent_creations_with_one_slot_start_one_run(live_api, locked_table, prefect_api):
     with live_api.client() as client:
         _wait_no_active(client)
@@ -219,4 +246,5 @@ def test_fifty_concurrent_creations_with_one_slot_start_one_run(live_api, locked
         with PrefectRuns.connect() as runs:
             assert runs.state(wait_started(client, winner["task_id"])["flow_run_id"]) is not None
         threading.Timer(3, locked_table.release).start()
-        assert client.delete(f"/tasks/{winner['task_id']}").status_code == 200
+        reply = client.delete(f"/tasks/{winner['task_id']}")
+        assert reply.status_code == 200, reply.json()
