@@ -18,11 +18,11 @@ import pytest
 
 from dp.database import connection, database_name
 from service.api.runs import PrefectRuns, secret_block_name
+from service.states import is_final
 from tests.service.api.conftest import PASSWORD, wait_started, with_password
 from tests.service.test_mirror import wait_for
 
 TABLES = ["language", "category", "film", "film_category"]
-FINAL = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 
 
 def _params(url: str, tables: list[str], **more) -> dict:
@@ -211,7 +211,7 @@ def _cancel_while_pending(client: httpx.Client, url: str) -> dict | None:
     caught = _flow_run_state(created["flow_run_id"]) == "PENDING"
     assert client.post(f"/tasks/{created['task_id']}/cancel").status_code == 202
     if not caught:
-        wait_for("the run to stop", lambda: _flow_run_state(created["flow_run_id"]) in FINAL, 60)
+        wait_for("the run to stop", lambda: is_final(_flow_run_state(created["flow_run_id"])), 60)
     return created if caught else None
 
 
