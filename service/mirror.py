@@ -29,7 +29,15 @@ from dp.logs import redact
 from flows.plan import STEPS
 from service import store
 from service.outputs import OutputScanner
-from service.prefect_reads import RunSnapshot, read_flow_runs, snapshots, state_type_of, task_id_of, utc
+from service.prefect_reads import (
+    RunSnapshot,
+    read_flow_run_or_none,
+    read_flow_runs,
+    snapshots,
+    state_type_of,
+    task_id_of,
+    utc,
+)
 from service.states import (
     created_by_for,
     db_name_for,
@@ -169,6 +177,7 @@ def sync_flow_run(
     *,
     scanner: OutputScanner | None = None,
     created_of: Callable[[UUID], datetime | None] | None = None,
+    exists: Callable[[UUID], bool] | None = None,
 ) -> dict | None:
     """Mirror one flow run into the tables (in the caller's transaction); returns the task row.
 
@@ -176,7 +185,9 @@ def sync_flow_run(
     (``created_of`` gives the recorded run's creation time; None: it is gone from Prefect; without
     ``created_of`` this run is taken as not newer), or, with none recorded, created after the task
     row (or its run-slot claim). ``scanner`` also rescans the task directory. Returns None for a
-    run whose task id is not a valid id.
+    run whose task id is not a valid id, and for a run without a task row that ``exists`` says is
+    gone from Prefect: its task was deleted (DELETE removes the runs before it commits, and the row
+    lookup here waits for that commit) after the snapshot was read, and must not come back.
     """
     flow_run = snap.flow_run
     task_id = task_id_of(flow_run)
@@ -187,6 +198,9 @@ def sync_flow_run(
     row = store.get_task(conn, task_id=task_id, for_update=True)
     created_here = row is None
     if created_here:
+        if exists is not None and not exists(flow_run.id):
+            log.info("flow run %s is gone from Prefect with its task %s; not mirrored", flow_run.id, task_id)
+            return None
         fields = new_task_fields(flow_run.parameters or {}, task_id, created_by_for(task_id, flow_run.auto_scheduled))
         try:
             row = store.create_task(conn, **fields)
@@ -284,7 +298,8 @@ def rebuild(conn: store.Connection, client: SyncPrefectClient, *, batch: int = 5
             with conn:
                 for run in ordered:
                     row = sync_flow_run(conn, snaps[run.id], scanner=scanner if run is ordered[-1] else None,
-                                        created_of=created.get)
+                                        created_of=created.get,
+                                        exists=lambda run_id: read_flow_run_or_none(client, run_id) is not None)
             done += 1
             if on_task is not None and row is not None:
                 on_task(row)

@@ -25,12 +25,19 @@ from prefect.client.schemas.filters import (
     Operator,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.exceptions import ObjectNotFound
 
 from service import store
 from service.mirror import sync_flow_run
 from service.outputs import OutputScanner
-from service.prefect_reads import RunSnapshot, read_flow_runs, snapshots, state_type_of, task_id_of, utc
+from service.prefect_reads import (
+    RunSnapshot,
+    read_flow_run_or_none,
+    read_flow_runs,
+    snapshots,
+    state_type_of,
+    task_id_of,
+    utc,
+)
 from service.states import UNFINISHED_STATE_TYPES, is_final
 
 log = logging.getLogger(__name__)
@@ -146,7 +153,7 @@ class Mirror:
         try:
             with self.conn:
                 row = sync_flow_run(self.conn, snap, scanner=self.scanner if rescan else None,
-                                    created_of=self._created_of)
+                                    created_of=self._created_of, exists=self._exists)
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             raise  # the connection is gone: the caller reconnects
         except Exception:  # one bad run never stops the others
@@ -169,23 +176,19 @@ class Mirror:
 
     def _created_of(self, run_id: UUID) -> datetime | None:
         if run_id not in self._created:
-            try:
-                self._created[run_id] = self.client.read_flow_run(run_id).created
-            except ObjectNotFound:
-                self._created[run_id] = None
+            run = read_flow_run_or_none(self.client, run_id)
+            self._created[run_id] = run.created if run else None
         return self._created[run_id]
+
+    def _exists(self, run_id: UUID) -> bool:
+        return read_flow_run_or_none(self.client, run_id) is not None
 
     def _mark_vanished(self, tracked: dict[UUID, dict], found: set[UUID]) -> list[dict]:
         """Tracked tasks whose flow run Prefect no longer has (deleted) end as failed."""
         changes = []
         for run_id, task in tracked.items():
-            if run_id in found:
+            if run_id in found or self._exists(run_id):  # found, or another flow's run: leave it
                 continue
-            try:
-                self.client.read_flow_run(run_id)
-                continue  # exists after all (e.g. another flow's run): leave it
-            except ObjectNotFound:
-                pass
             with self.conn:
                 store.close_running_executions(self.conn, task_id=task["id"], status="failed")
                 row = store.update_task(

@@ -25,6 +25,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, Log, TaskRun
 from prefect.client.schemas.sorting import FlowRunSort, LogSort, TaskRunSort
+from prefect.exceptions import ObjectNotFound
 
 from dp.task_ids import InvalidTaskId, validate_task_id
 
@@ -74,6 +75,14 @@ def read_flow_runs(client: SyncPrefectClient, flow_run_filter: FlowRunFilter | N
     """Every flow run of ``schema_workflow`` matching the filter (all pages)."""
     return _all_pages(lambda offset: client.read_flow_runs(
         flow_filter=_FLOWS, flow_run_filter=flow_run_filter, sort=FlowRunSort.ID_DESC, limit=PAGE, offset=offset))
+
+
+def read_flow_run_or_none(client: SyncPrefectClient, flow_run_id: UUID) -> FlowRun | None:
+    """The flow run as Prefect has it now, or None when it was deleted."""
+    try:
+        return client.read_flow_run(flow_run_id)
+    except ObjectNotFound:
+        return None
 
 
 def read_task_runs(client: SyncPrefectClient, flow_run_ids: Sequence[UUID]) -> dict[UUID, list[TaskRun]]:

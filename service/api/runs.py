@@ -150,13 +150,10 @@ class PrefectRuns:
 
     def state(self, flow_run_id: str) -> tuple[str, str] | None:
         """``(state type, state name)`` of a flow run, e.g. ``("RUNNING", "Running")``; None when unknown."""
-        from prefect.exceptions import ObjectNotFound
+        from service.prefect_reads import read_flow_run_or_none
 
-        try:
-            run = self.client.read_flow_run(UUID(flow_run_id))
-        except ObjectNotFound:
-            return None
-        if run.state is None:
+        run = read_flow_run_or_none(self.client, UUID(flow_run_id))
+        if run is None or run.state is None:
             return None
         return run.state.type.value, run.state.name
 

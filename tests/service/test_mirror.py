@@ -40,7 +40,7 @@ from service.migrate import migrate
 from service.mirror import rebuild, sync_flow_run, sync_task
 from service.mirror_poll import Mirror
 from service.mirror_service import MirrorThread
-from service.prefect_reads import RunSnapshot, snapshots
+from service.prefect_reads import RunSnapshot, read_flow_run_or_none, snapshots
 from tests.service.conftest import _fresh_database
 
 ON_DEMAND = "schema_workflow/on-demand"
@@ -414,6 +414,33 @@ def test_rebuild_from_prefect_gives_the_same_rows(db, pagila_url, tmp_path):
     assert row["parameters"]["single_step"] == "1" and row["step_status"]["qa_generation"] == "completed"
     for table in before:
         assert after[table] == before[table], table
+
+
+def test_a_run_read_before_its_task_was_deleted_does_not_bring_the_task_back(db, mirror_db, pagila_url, tmp_path):
+    """The mirror read a run; DELETE /tasks/{id} then removed the rows and the run (in one
+    transaction, the runs first). The mirror's write waits for the deleted row, finds none, and
+    must not create the task again from what it read (it did: a deleted task came back)."""
+    task_id = "manual_mirror_deleted"
+    assert cli_run(tmp_path, pagila_url, task_id, "--execution-mode", "single", "--single-step", "1") == 0
+    with get_client(sync_client=True) as client:
+        (read,) = snapshots(client, [client.read_flow_run(uuid.UUID(task(db, task_id)["prefect_flow_run_id"]))])
+        written: list = []
+
+        def mirror_write():
+            with connection(mirror_db) as own, own:
+                written.append(sync_flow_run(own, read, exists=lambda run_id: read_flow_run_or_none(client, run_id)
+                                             is not None))
+
+        with connection(mirror_db) as api, api:  # as DELETE does it
+            assert store.delete_task(api, task_id=task_id)
+            writer = threading.Thread(target=mirror_write)
+            writer.start()
+            writer.join(1.0)
+            assert writer.is_alive(), "the mirror's write did not wait for the row"
+            client.delete_flow_run(read.flow_run.id)
+        writer.join(30)
+    assert written == [None]
+    assert task(db, task_id) is None and executions(db, task_id) == []
 
 
 def test_a_stale_read_of_a_run_never_overwrites_a_newer_state(db, mirror_db, pagila_url, tmp_path):
