@@ -29,15 +29,7 @@ from dp.logs import redact
 from flows.plan import STEPS
 from service import store
 from service.outputs import OutputScanner
-from service.prefect_reads import (
-    RunSnapshot,
-    read_flow_run_or_none,
-    read_flow_runs,
-    snapshots,
-    state_type_of,
-    task_id_of,
-    utc,
-)
+from service.prefect_reads import RunSnapshot, read_flow_run_or_none, read_flow_runs, snapshots, state_type_of, task_id_of, utc
 from service.states import (
     created_by_for,
     db_name_for,

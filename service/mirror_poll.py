@@ -29,15 +29,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from service import store
 from service.mirror import sync_flow_run
 from service.outputs import OutputScanner
-from service.prefect_reads import (
-    RunSnapshot,
-    read_flow_run_or_none,
-    read_flow_runs,
-    snapshots,
-    state_type_of,
-    task_id_of,
-    utc,
-)
+from service.prefect_reads import RunSnapshot, read_flow_run_or_none, read_flow_runs, snapshots, state_type_of, task_id_of, utc
 from service.states import UNFINISHED_STATE_TYPES, is_final
 
 log = logging.getLogger(__name__)
