@@ -47,6 +47,23 @@ from service.states import (
 log = logging.getLogger(__name__)
 
 _RESULT_SLACK = timedelta(seconds=1)
+STEP_STATE_LAG = timedelta(seconds=30)  # how long after a completed flow run its step states may still lag
+
+
+def steps_lag(snap: RunSnapshot) -> bool:
+    """Whether this read shows a completed flow run with a step not yet ended, within ``STEP_STATE_LAG``.
+
+    Prefect 3 records task-run states from events, after the flow run's own state, so a read right
+    after the end can show a step still running. A completed run ran every step to completion (a
+    failed step fails the flow), so such a read is not mirrored into the task row yet; after the
+    lag limit it is, as it stands.
+    """
+    flow_run = snap.flow_run
+    if state_type_of(flow_run) != "COMPLETED" or flow_run.end_time is None:
+        return False
+    if datetime.now(timezone.utc) - utc(flow_run.end_time) >= STEP_STATE_LAG:
+        return False
+    return any(step_of(t.name) and not is_final(state_type_of(t)) for t in snap.task_runs)
 
 
 def new_task_fields(parameters: dict[str, Any], task_id: str, created_by: str) -> dict[str, Any]:
@@ -179,7 +196,8 @@ def sync_flow_run(
     row (or its run-slot claim). ``scanner`` also rescans the task directory. Returns None for a
     run whose task id is not a valid id, and for a run without a task row that ``exists`` says is
     gone from Prefect: its task was deleted (DELETE removes the runs before it commits, and the row
-    lookup here waits for that commit) after the snapshot was read, and must not come back.
+    lookup here waits for that commit) after the snapshot was read, and must not come back. A read
+    where ``steps_lag`` writes only the run's logs.
     """
     flow_run = snap.flow_run
     task_id = task_id_of(flow_run)
@@ -210,8 +228,10 @@ def sync_flow_run(
     else:
         recorded_created = created_of(UUID(recorded)) if created_of is not None else flow_run.created
         current = recorded_created is None or utc(flow_run.created) > utc(recorded_created)
-    _write_executions(conn, task_id, snap, row["output_directory"])
     _write_logs(conn, task_id, snap)
+    if steps_lag(snap):
+        return row  # step runs and task row from a later read, once Prefect shows the steps ended
+    _write_executions(conn, task_id, snap, row["output_directory"])
     executions = store.list_executions(conn, task_id=task_id)
     if current:
         flow_state = state_type_of(flow_run)

@@ -27,7 +27,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 
 from service import store
-from service.mirror import sync_flow_run
+from service.mirror import steps_lag, sync_flow_run
 from service.outputs import OutputScanner
 from service.prefect_reads import RunSnapshot, read_flow_run_or_none, read_flow_runs, snapshots, state_type_of, task_id_of, utc
 from service.states import UNFINISHED_STATE_TYPES, is_final
@@ -153,7 +153,8 @@ class Mirror:
             return []
         final = is_final(state_type_of(run))
         self._seen[run.id] = _Seen(
-            state_id=run.state_id, task_runs=task_runs,
+            state_id=None if steps_lag(snap) else run.state_id,  # None: read it again next poll
+            task_runs=task_runs,
             log_cursor=now - self.log_grace,
             settled=final and (seen is not None and seen.state_id == run.state_id
                                or now - utc(run.end_time or now) >= self.log_grace),

@@ -443,6 +443,36 @@ def test_a_run_read_before_its_task_was_deleted_does_not_bring_the_task_back(db,
     assert task(db, task_id) is None and executions(db, task_id) == []
 
 
+def test_a_completed_run_read_before_its_steps_ended_leaves_the_task_row_alone(db, pagila_url, tmp_path):
+    """Prefect 3 records task-run states from events, after the flow run's own state: a read right
+    after the end can show the run Completed and its step still Running. Mirrored as it stands, the
+    task showed partial_completed with its step not completed (or crashed); it waits for a later read."""
+    task_id = "manual_mirror_lag"
+    assert cli_run(tmp_path, pagila_url, task_id, "--execution-mode", "single", "--single-step", "1") == 0
+    with get_client(sync_client=True) as client:
+        (fresh,) = snapshots(client, [client.read_flow_run(uuid.UUID(task(db, task_id)["prefect_flow_run_id"]))])
+    early = RunSnapshot(
+        fresh.flow_run.model_copy(update={"end_time": datetime.now(timezone.utc)}),
+        [t.model_copy(update={"state": Running(), "state_type": StateType.RUNNING, "end_time": None})
+         for t in fresh.task_runs])
+    with db:  # as mirrored while the step ran
+        store.update_task(db, task_id=task_id, status="in_progress", progress=0, current_step="ddl_generation",
+                          last_flow_run_state="Running")
+        db.cursor().execute("UPDATE data_pipeline_task_executions SET status = 'running', completed_at = NULL "
+                    "WHERE task_id = %s", (task_id,))
+    with db:
+        sync_flow_run(db, early)
+    row = task(db, task_id)
+    assert (row["status"], row["last_flow_run_state"], row["progress"]) == ("in_progress", "Running", 0)
+    assert [e["status"] for e in executions(db, task_id)] == ["running"]
+    with db:  # the next read shows the step ended
+        sync_flow_run(db, fresh)
+    row = task(db, task_id)
+    assert (row["status"], row["progress"], row["step_status"]["ddl_generation"]) == ("partial_completed", 100,
+                                                                                      "completed")
+    assert [e["status"] for e in executions(db, task_id)] == ["completed"]
+
+
 def test_a_stale_read_of_a_run_never_overwrites_a_newer_state(db, mirror_db, pagila_url, tmp_path):
     """The mirror's poll and the REST API's refresh read the same run at different moments; whichever
     writes last, the row ends with the newer state (a cancelled task never shows as running again)."""
