@@ -8,17 +8,25 @@ STEPS = ("ddl_generation", "qa_generation", "sql_validation", "training_load")
 
 
 class PlanError(ValueError):
-    """Execution options that contradict each other; the message says which and what to use."""
+    """Execution options that contradict each other; the message says which and what to use.
+
+    ``option`` names the option to change (``execution_mode``, ``single_step`` or ``from_step``), so
+    an API answer can point at the field the caller has to fix.
+    """
+
+    def __init__(self, message: str, option: str = "execution_mode"):
+        super().__init__(message)
+        self.option = option
 
 
-def step_name(step: int | str) -> str:
-    """Accept 1-4, "1"-"4" or a step name; return the step name."""
+def step_name(step: int | str, option: str = "single_step") -> str:
+    """Accept 1-4, "1"-"4" or a step name; return the step name (``option``: where ``step`` came from)."""
     text = str(step).strip()
     if text.isdigit() and 1 <= int(text) <= len(STEPS):
         return STEPS[int(text) - 1]
     if text in STEPS:
         return text
-    raise PlanError(f"unknown step {step!r}; use 1-4 or one of {', '.join(STEPS)}")
+    raise PlanError(f"unknown step {step!r}; use 1-4 or one of {', '.join(STEPS)}", option)
 
 
 @dataclass(frozen=True)
@@ -38,13 +46,15 @@ def make_plan(
         raise PlanError(f"execution mode must be 'complete' or 'single' (got {execution_mode!r})")
     if execution_mode == "single":
         if single_step in (None, ""):
-            raise PlanError("execution mode 'single' needs a single step (1-4 or a step name)")
+            raise PlanError("execution mode 'single' needs a single step (1-4 or a step name)", "single_step")
         if from_step not in (None, ""):
-            raise PlanError("from_step goes with execution mode 'complete', not 'single'")
+            raise PlanError("from_step goes with execution mode 'complete', not 'single'", "from_step")
         return Plan(run=(step_name(single_step),), skipped=())
     if single_step not in (None, ""):
-        raise PlanError("a single step goes with execution mode 'single'; drop it or set execution mode to 'single'")
-    start = STEPS.index(step_name(from_step)) if from_step not in (None, "") else 0
+        raise PlanError(
+            "a single step goes with execution mode 'single'; drop it or set execution mode to 'single'", "single_step"
+        )
+    start = STEPS.index(step_name(from_step, "from_step")) if from_step not in (None, "") else 0
     switched_off = {"sql_validation"} if skip_validation else set()
     if skip_training_load:
         switched_off.add("training_load")

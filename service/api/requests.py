@@ -95,7 +95,7 @@ def check_new_task(p: TaskParameters, settings: Settings) -> NewTask:
     try:
         plan = check_plan(p, p.execution_mode, p.single_step)
     except PlanError as exc:
-        invalid["parameters.execution_mode"] = str(exc)
+        invalid[f"parameters.{exc.option}"] = str(exc)
     table_list = None
     if p.tables is not None and p.table_list_file is not None:
         invalid["parameters.tables"] = "give tables or table_list_file, not both"
@@ -136,4 +136,4 @@ def check_execute(body: TaskExecute) -> Plan:
     try:
         return check_plan(body, body.execution_mode, body.single_step, body.from_step)
     except PlanError as exc:
-        raise bad_request(str(exc), invalid={"execution_mode": str(exc)}) from None
+        raise bad_request(str(exc), invalid={exc.option: str(exc)}) from None

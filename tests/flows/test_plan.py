@@ -23,18 +23,20 @@ def test_from_step_resumes():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, message, option",
     [
-        (dict(execution_mode="single"), "needs a single step"),
-        (dict(execution_mode="complete", single_step=2), "goes with execution mode 'single'"),
-        (dict(execution_mode="partial"), "must be 'complete' or 'single'"),
-        (dict(execution_mode="single", single_step=5), "use 1-4"),
-        (dict(execution_mode="single", single_step=1, from_step=2), "from_step goes with"),
+        (dict(execution_mode="single"), "needs a single step", "single_step"),
+        (dict(execution_mode="complete", single_step=2), "goes with execution mode 'single'", "single_step"),
+        (dict(execution_mode="partial"), "must be 'complete' or 'single'", "execution_mode"),
+        (dict(execution_mode="single", single_step=5), "use 1-4", "single_step"),
+        (dict(execution_mode="single", single_step=1, from_step=2), "from_step goes with", "from_step"),
+        (dict(from_step="loading"), "unknown step 'loading'", "from_step"),
     ],
 )
-def test_contradictions_are_errors(kwargs, message):
-    with pytest.raises(PlanError, match=message):
+def test_contradictions_are_errors_naming_the_option_to_change(kwargs, message, option):
+    with pytest.raises(PlanError, match=message) as raised:
         make_plan(**kwargs)
+    assert raised.value.option == option
 
 
 def test_step_name_accepts_strings_of_digits():
