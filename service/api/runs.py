@@ -144,7 +144,7 @@ class PrefectRuns:
     def start(self, task_id: str, parameters: dict[str, Any], idempotency_key: str) -> str:
         """Create the flow run of one task run; returns its id. The same key returns the same run."""
         run = self.client.create_flow_run_from_deployment(
-            self._deployment(), parameters={"task_id": task_id, **parameters},
+            self._deployment(), parameters={"task_id": task_id, **parameters}, name=task_id,
             idempotency_key=idempotency_key, tags=["data-pipeline-api"])
         return str(run.id)
 
@@ -187,14 +187,19 @@ class PrefectRuns:
         """Delete the task's flow runs (and so their logs) from Prefect; how many went.
 
         A deleted task must not come back: the mirror re-creates the row of any flow run it finds.
+        The flow names its run after the task when it starts; a run that never started keeps the
+        name it was created with (a schedule's run, or one created before this service named its
+        runs), so those are matched on their ``task_id`` parameter.
         """
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterStartTime, Operator
         from prefect.exceptions import ObjectNotFound
 
         from service.prefect_reads import read_flow_runs, task_id_of
 
         deleted = 0
-        for run in read_flow_runs(self.client, FlowRunFilter(name=FlowRunFilterName(any_=[task_id]))):
+        named_or_never_started = FlowRunFilter(
+            operator=Operator.or_, name=FlowRunFilterName(any_=[task_id]), start_time=FlowRunFilterStartTime(is_null_=True))
+        for run in read_flow_runs(self.client, named_or_never_started):
             if task_id_of(run) != task_id:
                 continue
             try:

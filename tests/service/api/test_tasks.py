@@ -262,6 +262,28 @@ def test_delete_removes_files_rows_and_secret(client, pagila_url, output_root):
     assert client.delete(f"/tasks/{task_id}").status_code == 404
 
 
+def test_delete_removes_every_flow_run_of_the_task_also_one_that_never_started(client, pagila_url):
+    """The flow names its run after the task only once it starts; a run that never did (a schedule's
+    run, one cancelled while queued) keeps another name, and left behind it would bring the task back."""
+    from prefect.states import Scheduled
+
+    task_id = _pending(client, pagila_url)
+    client.post(f"/tasks/{task_id}/table-list", json={"tables": ["language"]})
+    assert secret_exists(task_id, wait=30)
+    started = client.post(f"/tasks/{task_id}/execute").json()["data"]["flow_run_id"]
+    assert client.post(f"/tasks/{task_id}/cancel").status_code == 202
+    with PrefectRuns.connect() as runs:
+        first = runs.client.read_flow_run(UUID(started))
+        queued = runs.client.create_flow_run_from_deployment(  # as a schedule makes it: not named, for later
+            first.deployment_id, parameters=first.parameters,
+            state=Scheduled(scheduled_time=datetime.now(timezone.utc) + timedelta(hours=1)))
+    assert queued.name != task_id
+    data = client.delete(f"/tasks/{task_id}").json()["data"]
+    assert data["records_deleted"] and data["flow_runs_removed"] == 2
+    with PrefectRuns.connect() as runs:
+        assert runs.state(started) is None and runs.state(str(queued.id)) is None
+
+
 def test_delete_files_only_keeps_the_task(client, pagila_url, output_root):
     task_id = _pending(client, pagila_url)
     client.post(f"/tasks/{task_id}/table-list", json={"tables": ["film"]})
