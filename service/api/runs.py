@@ -187,19 +187,30 @@ class PrefectRuns:
         """Delete the task's flow runs (and so their logs) from Prefect; how many went.
 
         A deleted task must not come back: the mirror re-creates the row of any flow run it finds.
-        The flow names its run after the task when it starts; a run that never started keeps the
-        name it was created with (a schedule's run, or one created before this service named its
-        runs), so those are matched on their ``task_id`` parameter.
+        The flow names its run after the task when it starts; a run whose flow never started keeps
+        the name it was created with (a schedule's run, one from the Prefect UI), so runs not started
+        yet or ended without running (cancelled, crashed or failed, maybe before their flow began)
+        are matched on their ``task_id`` parameter too.
         """
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterStartTime, Operator
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterName,
+            FlowRunFilterStartTime,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+            Operator,
+        )
+        from prefect.client.schemas.objects import StateType
         from prefect.exceptions import ObjectNotFound
 
         from service.prefect_reads import read_flow_runs, task_id_of
 
         deleted = 0
-        named_or_never_started = FlowRunFilter(
-            operator=Operator.or_, name=FlowRunFilterName(any_=[task_id]), start_time=FlowRunFilterStartTime(is_null_=True))
-        for run in read_flow_runs(self.client, named_or_never_started):
+        maybe_of_the_task = FlowRunFilter(
+            operator=Operator.or_, name=FlowRunFilterName(any_=[task_id]), start_time=FlowRunFilterStartTime(is_null_=True),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(
+                any_=[StateType.CANCELLED, StateType.CRASHED, StateType.FAILED])))
+        for run in read_flow_runs(self.client, maybe_of_the_task):
             if task_id_of(run) != task_id:
                 continue
             try:

@@ -265,7 +265,7 @@ def test_delete_removes_files_rows_and_secret(client, pagila_url, output_root):
 def test_delete_removes_every_flow_run_of_the_task_also_one_that_never_started(client, pagila_url):
     """The flow names its run after the task only once it starts; a run that never did (a schedule's
     run, one cancelled while queued) keeps another name, and left behind it would bring the task back."""
-    from prefect.states import Scheduled
+    from prefect.states import Cancelled, Scheduled
 
     task_id = _pending(client, pagila_url)
     client.post(f"/tasks/{task_id}/table-list", json={"tables": ["language"]})
@@ -274,14 +274,16 @@ def test_delete_removes_every_flow_run_of_the_task_also_one_that_never_started(c
     assert client.post(f"/tasks/{task_id}/cancel").status_code == 202
     with PrefectRuns.connect() as runs:
         first = runs.client.read_flow_run(UUID(started))
-        queued = runs.client.create_flow_run_from_deployment(  # as a schedule makes it: not named, for later
+        unnamed = [runs.client.create_flow_run_from_deployment(  # as a schedule makes them: not named, for later
             first.deployment_id, parameters=first.parameters,
-            state=Scheduled(scheduled_time=datetime.now(timezone.utc) + timedelta(hours=1)))
-    assert queued.name != task_id
+            state=Scheduled(scheduled_time=datetime.now(timezone.utc) + timedelta(hours=1))) for _ in range(2)]
+        runs.client.set_flow_run_state(unnamed[1].id, Cancelled())  # cancelled while queued: Prefect sets its start time
+        assert runs.client.read_flow_run(unnamed[1].id).start_time is not None
+    assert all(run.name != task_id for run in unnamed)
     data = client.delete(f"/tasks/{task_id}").json()["data"]
-    assert data["records_deleted"] and data["flow_runs_removed"] == 2
+    assert data["records_deleted"] and data["flow_runs_removed"] == 3
     with PrefectRuns.connect() as runs:
-        assert runs.state(started) is None and runs.state(str(queued.id)) is None
+        assert [runs.state(run_id) for run_id in (started, *(str(run.id) for run in unnamed))] == [None] * 3
 
 
 def test_delete_files_only_keeps_the_task(client, pagila_url, output_root):
