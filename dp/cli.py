@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Load the demo business database into the embedded PostgreSQL and run all four steps on it.")
     _add_run_options(demo)
 
-    sub.add_parser("up", help="start the local stack: Prefect server on PostgreSQL, deployments, a worker",
+    sub.add_parser("up", help="start the local stack: Prefect server on PostgreSQL, deployments, a worker, the REST API",
                    description="Start the Prefect server (on the service PostgreSQL), apply the work pool, deployments "
                    "and zombie-run automation, start a worker and the REST service with its mirror; "
                    "Ctrl-C or SIGTERM stops them all.")
