@@ -136,7 +136,7 @@ def schema_workflow(
         "training_load": lambda: training_load.with_options(**retry)(
             task_id, output_dir, backup_vector_tables, truncate_vector_tables),
     }
-    results: dict[str, Any] = {step: {"status": "skipped"} for step in plan.skipped}
+    results: dict[str, Any] = {}  # in step order, skipped steps included
     with task_log_file(out):
         log.info("task %s: running %s", task_id, ", ".join(plan.run))
         if "ddl_generation" in plan.run:
@@ -146,5 +146,7 @@ def schema_workflow(
         for step in STEPS:
             if step in plan.run:
                 results[step] = calls[step]()
+            elif step in plan.skipped:
+                results[step] = {"status": "skipped"}
         log.info("task %s: all requested steps completed", task_id)
     return {"task_id": task_id, "output_dir": str(out), "steps": results}

@@ -107,3 +107,16 @@ def test_a_run_without_a_prefect_server_starts_one_temporary_server(pagila_url, 
     assert run.stderr.count("Stopping temporary server") == 1, run.stderr
     assert "Traceback" not in run.stderr
     assert sum("ddl_generation: 1/1 tables" in line for line in run.stderr.splitlines()) == 1, run.stderr
+
+
+def test_the_summary_lists_steps_in_order_with_the_skipped_ones_in_place(pagila_url, use_service_database, tmp_path,
+                                                                         capsys):
+    table_list = tmp_path / "tables.txt"
+    table_list.write_text("language\n")
+    code = main(["run", "--db-connection", pagila_url, "--table-list", str(table_list), "--business-context", "DVD rental",
+                 "--output-dir", str(tmp_path), "--task-id", "manual_skips", "--skip-validation", "--skip-training-load"])
+    out = capsys.readouterr().out
+    assert code == 0
+    summary = out[out.index("Task manual_skips finished"):].splitlines()[1:5]
+    assert [line.split()[0] for line in summary] == ["ddl_generation", "qa_generation", "sql_validation", "training_load"]
+    assert [line.split()[1] == "skipped" for line in summary] == [False, False, True, True]
