@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dp.cli import main
 
 PASSWORD = "e2e-Secret-pw"
@@ -120,3 +122,16 @@ def test_the_summary_lists_steps_in_order_with_the_skipped_ones_in_place(pagila_
     summary = out[out.index("Task manual_skips finished"):].splitlines()[1:5]
     assert [line.split()[0] for line in summary] == ["ddl_generation", "qa_generation", "sql_validation", "training_load"]
     assert [line.split()[1] == "skipped" for line in summary] == [False, False, True, True]
+
+
+def test_a_task_without_a_table_list_fails_step_one_saying_where_to_write_it(pagila_url, tmp_path):
+    """As the nightly deployment does before its table list is in place."""
+    from flows.schema_workflow import schema_workflow
+    from steps.errors import StepFailed
+
+    with pytest.raises(StepFailed) as raised:
+        schema_workflow(task_id="manual_no_list", connection=pagila_url, output_dir=str(tmp_path),
+                        business_context="x")
+    message = str(raised.value)
+    assert message.startswith("step ddl_generation failed: no table list")
+    assert str(tmp_path / "table_list.txt") in message
