@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from dp.database import ConnectionStringError, mask_url, validate_url
 from dp.settings import Settings, get_settings, task_output_root
-from dp.table_list import TableListError, parse_table_list
+from dp.table_list import TableListError, read_table_list_file
 from dp.task_ids import InvalidTaskId, new_task_id, validate_task_id
 
 EXIT_USAGE = 2
@@ -118,16 +118,9 @@ def _check_run_args(args: argparse.Namespace) -> None:
 
 def _read_table_list(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"table list {path} not found") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"table list {path} is not UTF-8 text; save it as UTF-8") from None
-    try:
-        parse_table_list(text)
+        return read_table_list_file(path)[0]
     except TableListError as exc:
-        raise UsageError(f"table list {path}: {exc}") from None
-    return text
+        raise UsageError(str(exc)) from None
 
 
 def _print_summary(result: dict[str, Any], task_dir: Path) -> None:

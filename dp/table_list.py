@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 _UNQUOTED = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*")
@@ -208,6 +209,20 @@ def parse_table_list(text: str | Iterable[str]) -> list[TableName]:
     if not tables:
         raise TableListError(["the table list names no table; add one table per line (table or schema.table)"])
     return tables
+
+
+def read_table_list_file(path: Path) -> tuple[str, list[TableName]]:
+    """The text of a table-list file and its tables; ``TableListError`` names the file and the fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TableListError([f"table list {path} not found; write the tables to read into it, one per line"]) from None
+    except UnicodeDecodeError:
+        raise TableListError([f"table list {path} is not UTF-8 text; save it as UTF-8"]) from None
+    try:
+        return text, parse_table_list(text)
+    except TableListError as exc:
+        raise TableListError([f"table list {path}: {exc}"]) from None
 
 
 def render_table_list(tables: Iterable[TableName]) -> str:

@@ -21,7 +21,7 @@ from prefect import flow, task
 from dp.connections import resolve_connection
 from dp.logs import task_log_file
 from dp.settings import get_settings
-from dp.table_list import TableName, parse_table_list
+from dp.table_list import read_table_list_file
 from dp.task_dir import TABLE_LIST_NAME, backup_previous_outputs
 from flows.artifacts import publish_step_artifacts
 from flows.plan import STEPS, make_plan
@@ -73,18 +73,8 @@ def ddl_generation(task_id: str, connection: str, output_dir: str, business_cont
     """Step 1: DDL files and data dictionaries for the task's table list."""
     out = Path(output_dir)
     return _run_step(task_id, "ddl_generation", out, lambda: run_ddl_generation(
-        db_url=resolve_connection(connection), tables=_table_list(out), output_dir=out, business_context=business_context))
-
-
-def _table_list(output_dir: Path) -> list[TableName]:
-    """The task's table list; a missing or unreadable one fails step 1 with what to write where."""
-    path = output_dir / TABLE_LIST_NAME
-    try:
-        return parse_table_list(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StepFailed(f"no table list: write the tables to read into {path}, one per line or comma-separated") from None
-    except UnicodeDecodeError:
-        raise StepFailed(f"the table list {path} is not UTF-8 text; save it as UTF-8") from None
+        db_url=resolve_connection(connection), tables=read_table_list_file(out / TABLE_LIST_NAME)[1], output_dir=out,
+        business_context=business_context))
 
 
 @task(name="qa_generation", retry_condition_fn=_retry_when_transient)

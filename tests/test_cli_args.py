@@ -52,7 +52,16 @@ def test_bad_table_list_names_the_line(capsys, tmp_path):
     bad.write_text("film\nnot a table\n")
     code, err = _run(capsys, "run", "--db-connection", "postgresql://h/db", "--table-list", str(bad),
                      "--business-context", "x")
-    assert code == 2 and "line 2" in err
+    assert code == 2 and err.endswith(f"table list {bad}: line 2: unexpected ' ' in 'not a table'; write table or "
+                                      "schema.table, and put names with special characters in double quotes")
+
+
+def test_table_list_not_in_utf8(capsys, tmp_path):
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("café\n".encode("latin-1"))
+    code, err = _run(capsys, "run", "--db-connection", "postgresql://h/db", "--table-list", str(latin),
+                     "--business-context", "x")
+    assert code == 2 and err.endswith(f"table list {latin} is not UTF-8 text; save it as UTF-8")
 
 
 def test_missing_table_list_file(capsys, tmp_path):
