@@ -53,17 +53,19 @@ STEP_STATE_LAG = timedelta(seconds=30)  # how long after a completed flow run it
 def steps_lag(snap: RunSnapshot) -> bool:
     """Whether this read shows a completed flow run with a step not yet ended, within ``STEP_STATE_LAG``.
 
-    Prefect 3 records task-run states from events, after the flow run's own state, so a read right
-    after the end can show a step still running. A completed run ran every step to completion (a
-    failed step fails the flow), so such a read is not mirrored into the task row yet; after the
-    lag limit it is, as it stands.
+    Prefect 3 records task runs and their states from events, after the flow run's own state, so a
+    read right after the end can show a step still running, or not yet there. A completed run ran
+    every step it planned to completion (a failed step fails the flow), so such a read is not
+    mirrored into the task row yet; after the lag limit it is, as it stands.
     """
     flow_run = snap.flow_run
     if state_type_of(flow_run) != "COMPLETED" or flow_run.end_time is None:
         return False
     if datetime.now(timezone.utc) - utc(flow_run.end_time) >= STEP_STATE_LAG:
         return False
-    return any(step_of(t.name) and not is_final(state_type_of(t)) for t in snap.task_runs)
+    ended = {step_of(t.name) for t in snap.task_runs if is_final(state_type_of(t))}
+    running = any(step_of(t.name) and not is_final(state_type_of(t)) for t in snap.task_runs)
+    return running or not ended.issuperset(run_plan(flow_run.parameters or {}).run)
 
 
 def new_task_fields(parameters: dict[str, Any], task_id: str, created_by: str) -> dict[str, Any]:
@@ -187,6 +189,7 @@ def sync_flow_run(
     scanner: OutputScanner | None = None,
     created_of: Callable[[UUID], datetime | None] | None = None,
     exists: Callable[[UUID], bool] | None = None,
+    settle: bool = True,
 ) -> dict | None:
     """Mirror one flow run into the tables (in the caller's transaction); returns the task row.
 
@@ -197,7 +200,7 @@ def sync_flow_run(
     run whose task id is not a valid id, and for a run without a task row that ``exists`` says is
     gone from Prefect: its task was deleted (DELETE removes the runs before it commits, and the row
     lookup here waits for that commit) after the snapshot was read, and must not come back. A read
-    where ``steps_lag`` writes only the run's logs.
+    where ``steps_lag`` writes only the run's logs, unless ``settle`` is False (mirror it as it is).
     """
     flow_run = snap.flow_run
     task_id = task_id_of(flow_run)
@@ -229,7 +232,7 @@ def sync_flow_run(
         recorded_created = created_of(UUID(recorded)) if created_of is not None else flow_run.created
         current = recorded_created is None or utc(flow_run.created) > utc(recorded_created)
     _write_logs(conn, task_id, snap)
-    if steps_lag(snap):
+    if settle and steps_lag(snap):
         return row  # step runs and task row from a later read, once Prefect shows the steps ended
     _write_executions(conn, task_id, snap, row["output_directory"])
     executions = store.list_executions(conn, task_id=task_id)
@@ -261,13 +264,13 @@ def _newest(flow_runs: Iterable[FlowRun], task_id: str) -> FlowRun | None:
 
 
 def sync_task(conn: store.Connection, client: SyncPrefectClient, task_id: str,
-              scanner: OutputScanner | None = None) -> dict | None:
+              scanner: OutputScanner | None = None, *, settle: bool = True) -> dict | None:
     """Refresh one task from Prefect now, in the caller's transaction; returns its row (None: no task).
 
     Looks at the task's recorded flow run and at runs named after the task (the flow names its runs
     ``{task_id}``), so a run started for the task by someone else (a re-run from the CLI or the
     Prefect UI) becomes its current run. Rescans the task directory. A task without any flow run is
-    returned as it is.
+    returned as it is. ``settle``: as for ``sync_flow_run``.
     """
     row = store.get_task(conn, task_id=task_id)
     if row is None:
@@ -280,7 +283,7 @@ def sync_task(conn: store.Connection, client: SyncPrefectClient, task_id: str,
     if newest is None:
         return row
     (snap,) = snapshots(client, [newest])
-    return sync_flow_run(conn, snap, scanner=scanner or OutputScanner(),
+    return sync_flow_run(conn, snap, scanner=scanner or OutputScanner(), settle=settle,
                          created_of=lambda run_id: next((r.created for r in runs if r.id == run_id), None))
 
 

@@ -4,8 +4,11 @@ Before the flow starts, the task row is created (created_by manual) unless it ex
 a task). The flow's ``on_running`` hook (``RunTracker.on_running``) tells the tracker its flow-run
 id, which becomes the task's current run. While the flow runs in this process, a thread syncs the
 task from Prefect every poll interval through the mirror's own code (``service.mirror.sync_task``);
-after it ends, Prefect's log queue is flushed and the task is synced a last time. Tracking never
-decides the run's fate: tables that cannot be reached are reported and the run goes on untracked.
+after it ends, Prefect's log and event queues are flushed and the task is synced a last time, once
+Prefect shows the steps ended (task-run states come from events, a moment after the flow's own state)
+or after ``SETTLE_SECONDS`` as it stands: a run tracked with no mirror running never stays in
+progress. Tracking never decides the run's fate: tables that cannot be reached are reported and the
+run goes on untracked.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 from uuid import UUID
@@ -30,6 +34,8 @@ from service.outputs import OutputScanner
 log = logging.getLogger(__name__)
 
 APPLICATION = "data-pipeline-run"
+SETTLE_SECONDS = 10.0  # how long the last sync waits for Prefect to show the steps ended
+_UNFINISHED = ("pending", "in_progress")
 
 
 class TrackingUnavailable(RuntimeError):
@@ -48,13 +54,13 @@ class RunTracker:
     def on_running(self, flow, flow_run, state) -> None:
         self.flow_run_id = flow_run.id
 
-    def sync(self, conn: psycopg2.extensions.connection, client) -> dict | None:
-        """Record the flow run once known, then mirror the task (commits)."""
+    def sync(self, conn: psycopg2.extensions.connection, client, *, settle: bool = True) -> dict | None:
+        """Record the flow run once known, then mirror the task (commits); ``settle`` as in ``sync_task``."""
         with conn:
             if self.flow_run_id is not None and self._recorded != self.flow_run_id:
                 store.update_task(conn, task_id=self.task_id, prefect_flow_run_id=self.flow_run_id)
                 self._recorded = self.flow_run_id
-            return sync_task(conn, client, self.task_id, self._scanner)
+            return sync_task(conn, client, self.task_id, self._scanner, settle=settle)
 
     def sync_until(self, stop: threading.Event) -> None:
         from prefect.client.orchestration import get_client
@@ -105,23 +111,37 @@ def tracked_run(settings: Settings, parameters: dict[str, Any], db_name: str | N
     finally:
         stop.set()
         syncer.join()
-        _flush_prefect_logs()
+        _flush_prefect_queues()
         _last_sync(tracker)
 
 
 def _last_sync(tracker: RunTracker) -> None:
+    """Sync until the row shows the run's end, at most ``SETTLE_SECONDS``, then once as Prefect has it."""
     from prefect.client.orchestration import get_client
 
+    deadline = time.monotonic() + SETTLE_SECONDS
     try:
         with get_client(sync_client=True) as client, _connection(tracker.settings) as conn:
             row = tracker.sync(conn, client)
+            while row is not None and row["status"] in _UNFINISHED:
+                if time.monotonic() >= deadline:
+                    row = tracker.sync(conn, client, settle=False)
+                    break
+                time.sleep(tracker.settings.mirror_poll_interval)
+                row = tracker.sync(conn, client)
         log.info("task %s recorded as %s", tracker.task_id, row and row["status"])
     except (psycopg2.Error, httpx.HTTPError) as exc:
         log.warning("tracking task %s: last sync failed: %s", tracker.task_id, exc)
 
 
-def _flush_prefect_logs() -> None:
-    """Send the logs Prefect still holds in this process, so the last sync copies all of them."""
+def _flush_prefect_queues() -> None:
+    """Send the logs and events Prefect still holds in this process, so the last sync reads them all.
+
+    Stopping the workers also means the next run in this process (tests run many) starts its own,
+    connected to the Prefect server it runs against.
+    """
+    from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)

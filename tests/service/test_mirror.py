@@ -35,7 +35,7 @@ from dp.database import connection
 from dp.logs import OUR_LOGGERS
 from dp.settings import get_settings
 from flows.plan import STEPS
-from service import store
+from service import run_tracking, store
 from service.migrate import migrate
 from service.mirror import rebuild, sync_flow_run, sync_task
 from service.mirror_poll import Mirror
@@ -465,12 +465,35 @@ def test_a_completed_run_read_before_its_steps_ended_leaves_the_task_row_alone(d
     row = task(db, task_id)
     assert (row["status"], row["last_flow_run_state"], row["progress"]) == ("in_progress", "Running", 0)
     assert [e["status"] for e in executions(db, task_id)] == ["running"]
+    with db:  # nor a read where Prefect shows no run of the step yet
+        sync_flow_run(db, RunSnapshot(early.flow_run, []))
+    assert (task(db, task_id)["status"], task(db, task_id)["progress"]) == ("in_progress", 0)
     with db:  # the next read shows the step ended
         sync_flow_run(db, fresh)
     row = task(db, task_id)
     assert (row["status"], row["progress"], row["step_status"]["ddl_generation"]) == ("partial_completed", 100,
                                                                                       "completed")
     assert [e["status"] for e in executions(db, task_id)] == ["completed"]
+
+
+def test_a_tracked_run_whose_steps_prefect_does_not_show_is_still_recorded_as_ended(db, pagila_url, tmp_path,
+                                                                                      monkeypatch):
+    """The CLI's last sync waits for Prefect to show the steps ended, at most SETTLE_SECONDS, then
+    records the run as Prefect has it: with no mirror running, the task must not stay in progress."""
+    task_id = "manual_mirror_settle"
+    assert cli_run(tmp_path, pagila_url, task_id, "--execution-mode", "single", "--single-step", "1") == 0
+    flow_run_id = uuid.UUID(task(db, task_id)["prefect_flow_run_id"])
+    with get_client(sync_client=True) as client:  # as if the step's events never reached Prefect
+        for task_run in snapshots(client, [client.read_flow_run(flow_run_id)])[0].task_runs:
+            client.delete_task_run(task_run.id)
+    with db:
+        store.update_task(db, task_id=task_id, status="in_progress", progress=0, last_flow_run_state="Running")
+    monkeypatch.setattr(run_tracking, "SETTLE_SECONDS", 1.0)
+    tracker = run_tracking.RunTracker(get_settings(), task_id)
+    tracker.flow_run_id = flow_run_id
+    run_tracking._last_sync(tracker)
+    row = task(db, task_id)
+    assert (row["status"], row["last_flow_run_state"]) == ("partial_completed", "Completed")  # one step of four
 
 
 def test_a_stale_read_of_a_run_never_overwrites_a_newer_state(db, mirror_db, pagila_url, tmp_path):
