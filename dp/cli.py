@@ -142,7 +142,7 @@ def _print_summary(result: dict[str, Any], task_dir: Path) -> None:
 def _run_flow(args: argparse.Namespace, db_url: str, table_list_text: str, business_context: str) -> int:
     from dp.connections import reference_for_url
     from dp.logs import console_progress
-    from dp.prefect_env import configure_prefect, start_temporary_server
+    from dp.prefect_env import configure_prefect, flush_prefect_queues, start_temporary_server
 
     settings = get_settings()
     task_id = args.task_id or new_task_id("manual")
@@ -153,6 +153,7 @@ def _run_flow(args: argparse.Namespace, db_url: str, table_list_text: str, busin
     print(f"Task {task_id}: {mask_url(db_url)} -> {task_dir}")
     configure_prefect(settings)
     start_temporary_server()
+    flush_prefect_queues()  # no worker left aimed at another server (see its docstring)
     from flows.schema_workflow import schema_workflow
 
     parameters = dict(

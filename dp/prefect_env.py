@@ -37,3 +37,18 @@ def start_temporary_server() -> None:
         return
     with get_client(sync_client=True):
         pass
+
+
+def flush_prefect_queues() -> None:
+    """Send what Prefect's log and event workers in this process still hold, and stop them.
+
+    Before a run's last read of Prefect, so the read sees all of its logs and step states. Before a
+    run starts, too: the events worker is one per process whatever the API URL, and one left from a
+    run against another server (tests run many in a process) sent this run's step states there, so
+    Prefect never showed its steps. Stopped workers are started again, aimed at the current server.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)

@@ -25,6 +25,7 @@ import httpx
 import psycopg2
 
 from dp.database import connection, service_database_url
+from dp.prefect_env import flush_prefect_queues
 from dp.settings import Settings
 from service import store
 from service.migrate import migrate
@@ -111,7 +112,7 @@ def tracked_run(settings: Settings, parameters: dict[str, Any], db_name: str | N
     finally:
         stop.set()
         syncer.join()
-        _flush_prefect_queues()
+        flush_prefect_queues()
         _last_sync(tracker)
 
 
@@ -132,16 +133,3 @@ def _last_sync(tracker: RunTracker) -> None:
         log.info("task %s recorded as %s", tracker.task_id, row and row["status"])
     except (psycopg2.Error, httpx.HTTPError) as exc:
         log.warning("tracking task %s: last sync failed: %s", tracker.task_id, exc)
-
-
-def _flush_prefect_queues() -> None:
-    """Send the logs and events Prefect still holds in this process, so the last sync reads them all.
-
-    Stopping the workers also means the next run in this process (tests run many) starts its own,
-    connected to the Prefect server it runs against.
-    """
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    APILogWorker.drain_all(timeout=10)
-    EventsWorker.drain_all(timeout=10)

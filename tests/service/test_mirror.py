@@ -496,6 +496,17 @@ def test_a_tracked_run_whose_steps_prefect_does_not_show_is_still_recorded_as_en
     assert (row["status"], row["last_flow_run_state"]) == ("partial_completed", "Completed")  # one step of four
 
 
+def test_each_cli_run_gets_an_events_worker_aimed_at_its_own_prefect_server(db, pagila_url, tmp_path):
+    """Prefect keeps one events worker per process whatever the API URL: one left from a run against
+    another server sent a later run's step states there (a CI run lost every step of a run so)."""
+    from prefect.events.worker import EventsWorker
+
+    left = EventsWorker.instance()  # as an earlier flow in this process leaves it
+    assert cli_run(tmp_path, pagila_url, "manual_mirror_events", "--no-db-tracking",
+                   "--execution-mode", "single", "--single-step", "1") == 0
+    assert EventsWorker.instance() is not left
+
+
 def test_a_stale_read_of_a_run_never_overwrites_a_newer_state(db, mirror_db, pagila_url, tmp_path):
     """The mirror's poll and the REST API's refresh read the same run at different moments; whichever
     writes last, the row ends with the newer state (a cancelled task never shows as running again)."""
