@@ -23,6 +23,7 @@ from dp.settings import Settings
 from service.migrate import migrate
 from service.mirror import rebuild
 from service.mirror_poll import Mirror
+from service.states import UNFINISHED_TASK_STATUSES
 
 
 APPLICATION = "data-pipeline-mirror"
@@ -31,7 +32,7 @@ APPLICATION = "data-pipeline-mirror"
 def describe(row: dict) -> str:
     """One line for a task row: id, status, and the step or error that matters."""
     text = f"{row['id']}: {row['status']}"
-    if row["status"] in ("pending", "in_progress") and row.get("current_step"):
+    if row["status"] in UNFINISHED_TASK_STATUSES and row.get("current_step"):
         text += f" ({row['current_step']}, {row['progress']}%)"
     if row["status"] == "failed":
         text += f" at {row.get('error_step') or 'start'}: {row.get('error_message') or ''}".rstrip(": ")

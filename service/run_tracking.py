@@ -31,12 +31,12 @@ from service import store
 from service.migrate import migrate
 from service.mirror import new_task_fields, sync_task
 from service.outputs import OutputScanner
+from service.states import UNFINISHED_TASK_STATUSES
 
 log = logging.getLogger(__name__)
 
 APPLICATION = "data-pipeline-run"
 SETTLE_SECONDS = 10.0  # how long the last sync waits for Prefect to show the steps ended
-_UNFINISHED = ("pending", "in_progress")
 
 
 class TrackingUnavailable(RuntimeError):
@@ -124,7 +124,7 @@ def _last_sync(tracker: RunTracker) -> None:
     try:
         with get_client(sync_client=True) as client, _connection(tracker.settings) as conn:
             row = tracker.sync(conn, client)
-            while row is not None and row["status"] in _UNFINISHED:
+            while row is not None and row["status"] in UNFINISHED_TASK_STATUSES:
                 if time.monotonic() >= deadline:
                     row = tracker.sync(conn, client, settle=False)
                     break

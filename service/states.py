@@ -17,6 +17,8 @@ from flows.plan import STEPS, Plan, PlanError, make_plan
 FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 # Flow runs the mirror reads on every poll, whatever their age.
 UNFINISHED_STATE_TYPES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING")
+# Task statuses of a run not yet ended (or not yet started).
+UNFINISHED_TASK_STATUSES = ("pending", "in_progress")
 
 _DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|[^\s']+)", re.IGNORECASE)
 

@@ -25,7 +25,7 @@ from service.api.envelope import documented, ok
 from service.api.errors import bad_request, not_found
 from service.api.pool import ConnectionPool
 from service.api.schemas import LogPage, Step
-from service.states import mask_value
+from service.states import UNFINISHED_TASK_STATUSES, mask_value
 
 router = APIRouter(prefix="/tasks", tags=["logs"])
 
@@ -66,7 +66,7 @@ def _event(kind: str, data: dict, event_id: int | None = None) -> str:
 
 
 def _finished(task: dict) -> bool:
-    return task["status"] not in ("pending", "in_progress") and not lifecycle.is_active(task)
+    return task["status"] not in UNFINISHED_TASK_STATUSES and not lifecycle.is_active(task)
 
 
 async def _stream(pool: ConnectionPool, task_id: str, after: int | None, poll: float, keepalive: float,
