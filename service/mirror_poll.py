@@ -142,10 +142,11 @@ class Mirror:
         seen = self._seen.get(run.id)
         task_runs = frozenset((t.id, t.state_id) for t in snap.task_runs)
         rescan = seen is None or seen.state_id != run.state_id or seen.task_runs != task_runs
+        lagging = steps_lag(snap)  # decided once: a read the sync leaves to later must be read again
         try:
             with self.conn:
                 row = sync_flow_run(self.conn, snap, scanner=self.scanner if rescan else None,
-                                    created_of=self._created_of, exists=self._exists)
+                                    created_of=self._created_of, exists=self._exists, settle=lagging)
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             raise  # the connection is gone: the caller reconnects
         except Exception:  # one bad run never stops the others
@@ -153,7 +154,7 @@ class Mirror:
             return []
         final = is_final(state_type_of(run))
         self._seen[run.id] = _Seen(
-            state_id=None if steps_lag(snap) else run.state_id,  # None: read it again next poll
+            state_id=None if lagging else run.state_id,  # None: read it again next poll
             task_runs=task_runs,
             log_cursor=now - self.log_grace,
             settled=final and (seen is not None and seen.state_id == run.state_id
