@@ -15,6 +15,8 @@ from typing import Annotated, AsyncIterator
 
 import psycopg2.extensions
 from fastapi import Depends, Path, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -85,6 +87,38 @@ async def require_api_key(
     if given is None or not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
         raise ApiError(401, "missing or wrong API key: send it as X-API-Key or Authorization: Bearer <key>",
                        "unauthorized")
+
+
+# jQuery's and other clients' cache buster, sent with any GET
+_IGNORED_QUERY_PARAMETERS = frozenset({"_"})
+
+
+def _query_parameters(route: APIRoute) -> frozenset[str]:
+    names: set[str] = set()
+    pending: list[Dependant] = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+async def reject_unknown_query_parameters(request: Request) -> None:
+    """400 for a query parameter the route does not take.
+
+    FastAPI ignores such parameters, so a misspelt or foreign filter (``sort_by`` for ``sort``, the
+    original system's ``limit``/``offset`` for ``page``/``page_size``) would answer 200 with the
+    default listing, which looks right and is not.
+    """
+    if not request.scope["query_string"]:
+        return
+    known = _query_parameters(request.scope["route"])
+    unknown = sorted(set(request.query_params) - known - _IGNORED_QUERY_PARAMETERS)
+    if unknown:
+        takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+        problem = f"not a query parameter of this route ({takes})"
+        raise bad_request(f"unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: {takes}",
+                          invalid={name: problem for name in unknown})
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

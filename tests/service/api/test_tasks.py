@@ -180,6 +180,32 @@ def test_bad_list_queries_answer_400(client, query):
     assert reply.status_code == 400 and reply.json()["data"]["invalid_params"]
 
 
+@pytest.mark.parametrize("path, query, unknown", [
+    ("/tasks", {"sort_by": "created_at", "page": 1}, ["sort_by"]),  # the original system's name for sort
+    ("/tasks", {"limit": 5, "offset": 10}, ["limit", "offset"]),
+    ("/tasks/active", {"page": 2}, ["page"]),
+    ("/health", {"verbose": 1}, ["verbose"]),
+])
+def test_unknown_query_parameters_answer_400_naming_them(client, path, query, unknown):
+    reply = client.get(path, params=query)
+    assert reply.status_code == 400, reply.text
+    body = reply.json()
+    assert sorted(body["data"]["invalid_params"]) == unknown
+    assert all(name in body["message"] for name in unknown)
+    if path == "/tasks":
+        assert "page_size" in body["message"]  # names what the route does take
+
+
+def test_a_cache_buster_query_parameter_is_ignored(client, make_task_row):
+    task_id = "task_20261204_120000_cafe"
+    make_task_row(task_id)
+    assert client.get("/tasks", params={"_": "1733300000000"}).status_code == 200
+    assert client.get(f"/tasks/{task_id}", params={"_": "1"}).status_code == 200
+    assert client.get(f"/tasks/{task_id}/logs", params={"_": "1", "limit": 5}).status_code == 200
+    assert client.get(f"/tasks/{task_id}/logs", params={"page_size": 5}).json()["data"]["invalid_params"] == {
+        "page_size": "not a query parameter of this route (it takes after, level, limit, order, step)"}
+
+
 def test_detail_masks_secrets_and_lists_steps(client, api_conn, make_task_row):
     make_task_row("task_20250101_000000_beef", status="failed",
                   error_message="connect to postgresql://bob:hunter2@db/x failed", error_step="ddl_generation")
