@@ -75,6 +75,10 @@ class LLMProvider:
         dropped = [k.display for k in keys if k not in included]
         if dropped:
             log.info("token budget %d: left out the dictionaries of %s", self.budget, ", ".join(dropped))
+        joins = [j for j in self.schema.implied_joins if j.child in included and j.parent in included]
+        if joins:  # the dictionaries show declared foreign keys only
+            parts.append(self.prompts["implied_joins"] + "\n" + "\n".join(
+                f"- {j.child.display}.{quote_ident(j.column)} = {j.parent.display}.{quote_ident(j.key)}" for j in joins))
         return "\n\n".join(parts), included
 
     def pair_context(self, theme: Theme) -> list[TableName]:

@@ -63,6 +63,7 @@ SQL 规则：
 - metrics：关键业务指标
 
 输出格式：{{"business_scope":"...","entities":[{{"name":"...","fields":["..."]}}],"metrics":["..."]}}""",
+        "implied_joins": "按列名推断的关联（数据库未声明外键）：",
         "none": "（无）",
         "sep": "、",
     },
@@ -120,6 +121,7 @@ Summarise this database for a router prompt that decides whether a user's questi
 - metrics: the key business metrics
 
 Format: {{"business_scope":"...","entities":[{{"name":"...","fields":["..."]}}],"metrics":["..."]}}""",
+        "implied_joins": "Joins implied by column names (no foreign key declared):",
         "none": "(none)",
         "sep": ", ",
     },

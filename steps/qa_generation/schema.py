@@ -1,8 +1,9 @@
 """The schema step 2 works on: step 1's manifest tables, their dictionaries and who joins whom.
 
 Tables are keyed by ``TableName``; the neighbour graph is undirected over foreign keys between
-manifest tables, plus a view's links to the manifest tables its definition names (views have no
-foreign keys but belong with the tables they read). Orders follow the manifest, so every walk over
+manifest tables (declared, or implied by column names where none is declared: implied_keys), plus
+a view's links to the manifest tables its definition names (views have no foreign keys but belong
+with the tables they read). Orders follow the manifest, so every walk over
 this graph is deterministic.
 """
 
@@ -16,6 +17,7 @@ from dp.table_list import TableName, quote_ident
 from steps.ddl_generation.manifest import load_manifest
 from steps.ddl_generation.model import ForeignKey, Table
 from steps.errors import StepFailed
+from steps.qa_generation.implied_keys import ImpliedJoin, add_implied_foreign_keys
 
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
@@ -37,6 +39,7 @@ class Schema:
     business_context: str
     tables: list[Table]
     dictionaries: dict[TableName, str] = field(default_factory=dict)
+    implied_joins: list[ImpliedJoin] = field(default_factory=list)  # foreign keys added from column names
 
     def __post_init__(self) -> None:
         self._by_key = {table_key(t): t for t in self.tables}
@@ -136,10 +139,12 @@ def load_schema(output_dir: Path, business_context: str | None = None) -> Schema
         if not path.exists():
             raise StepFailed(f"{path} (listed in manifest.json) is missing; run step 1 (ddl_generation) again")
         dictionaries[table_key(entry.table)] = path.read_text(encoding="utf-8")
+    implied = add_implied_foreign_keys(manifest.tables)
     return Schema(
         database=manifest.database,
         language=language_of(manifest.language),
         business_context=manifest.business_context if business_context is None else business_context,
         tables=manifest.tables,
         dictionaries=dictionaries,
+        implied_joins=implied,
     )

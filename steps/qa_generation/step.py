@@ -123,7 +123,8 @@ def _write(pool: ContextThreadPool, provider: Provider, themes: list[Theme], cou
         theme = themes[futures[future]]
         try:
             pairs = by_theme[futures[future]] = future.result()
-            log.info("theme %d/%d done: %s (%d pairs)", done, len(themes), theme.name, len(pairs))
+            log.info("theme %d/%d done: %s (%d pair%s)", done, len(themes), theme.name, len(pairs),
+                     "" if len(pairs) == 1 else "s")
         except Exception as exc:  # recorded, and the other themes go on
             log.warning("theme %d/%d failed: %s: %s", done, len(themes), theme.name, _reason(exc))
             failures.add(theme.name, exc)
@@ -147,6 +148,8 @@ def run_qa_generation(
     settings = settings or get_settings()
     output_dir = Path(output_dir)
     schema = load_schema(output_dir, business_context)
+    if schema.implied_joins:
+        log.info("joins implied by column names (no foreign key declared): %s", ", ".join(map(str, schema.implied_joins)))
     groups = group_tables(schema, settings.qa_context_token_budget)
     provider = make_provider(schema, settings, groups)
     log.info(
@@ -180,5 +183,6 @@ def run_qa_generation(
         "pair_file": str(pair_path),
         "files": [pair_path.name] + [p.name for p in theme_paths],
         "groups": [[k.display for k in g] for g in groups],
+        "implied_joins": [str(j) for j in schema.implied_joins],
         "duration_s": duration,
     }

@@ -106,10 +106,35 @@ ANALYZE;
 """
 
 
+def step1_of_script(url: str, script: str, output_dir: Path, business_context: str) -> Step1Outputs:
+    """Step-1 outputs of every table ``script`` creates in the empty database at ``url``."""
+    with connection(url) as conn:
+        conn.autocommit = True
+        conn.cursor().execute(script)
+    return step1(url, output_dir, business_context)
+
+
 @pytest.fixture
 def odd_names_step1(scratch_db, tmp_path) -> Step1Outputs:
     """Step-1 outputs of a schema whose names need quotes: mixed case, spaces, keywords, quotes in values."""
-    with connection(scratch_db) as conn:
-        conn.autocommit = True
-        conn.cursor().execute(ODD_NAMES)
-    return step1(scratch_db, tmp_path / "odd", "shop")
+    return step1_of_script(scratch_db, ODD_NAMES, tmp_path / "odd", "shop")
+
+
+NO_FOREIGN_KEYS = """
+CREATE TABLE member (member_id serial PRIMARY KEY, member_name text NOT NULL,
+                     level text NOT NULL CHECK (level IN ('gold', 'silver', 'bronze')));
+CREATE TABLE shop_order (order_id serial PRIMARY KEY, member_id integer NOT NULL, amount numeric(10, 2) NOT NULL,
+                         ordered_at timestamptz NOT NULL, status text NOT NULL CHECK (status IN ('paid', 'refunded')));
+INSERT INTO member (member_name, level) SELECT 'member ' || g, (ARRAY['gold', 'silver', 'bronze'])[g % 3 + 1]
+    FROM generate_series(1, 50) g;
+INSERT INTO shop_order (member_id, amount, ordered_at, status)
+    SELECT g % 50 + 1, g * 1.5, now() - g * interval '1 day', (ARRAY['paid', 'refunded'])[g % 2 + 1]
+    FROM generate_series(1, 500) g;
+ANALYZE;
+"""
+
+
+@pytest.fixture
+def no_foreign_keys_step1(scratch_db, tmp_path) -> Step1Outputs:
+    """Step-1 outputs of two related tables with no foreign key declared (shop_order.member_id)."""
+    return step1_of_script(scratch_db, NO_FOREIGN_KEYS, tmp_path / "no_fk", "online shop")

@@ -189,6 +189,19 @@ def test_pair_prompt_names_the_identifiers_that_need_quotes(fake_openai, odd_nam
     assert "Related tables: \"Sales\".\"Order\"" in prompt
 
 
+def test_prompts_name_the_joins_implied_by_column_names(fake_openai, no_foreign_keys_step1):
+    fake_openai.chat_handler = reply_with(
+        {"themes": [{"name": "Orders", "related_tables": ["shop_order"]}]},
+        lambda theme: {"pairs": [{"question": "Orders per member level?", "sql": "SELECT m.level, count(*) FROM "
+                                  "shop_order o JOIN member m ON m.member_id = o.member_id GROUP BY m.level"}]},
+    )
+    result = run_qa_generation(output_dir=no_foreign_keys_step1.output_dir, settings=_settings(fake_openai))
+    assert result["pairs"] == 1
+    note = "Joins implied by column names (no foreign key declared):\n- shop_order.member_id = member.member_id"
+    prompts = {_kind(last_user_message(r)): last_user_message(r) for r in fake_openai.chat_requests}
+    assert note in prompts["themes"] and note in prompts["pairs"]
+
+
 def test_a_dictionary_over_the_budget_is_cut_and_says_so(fake_openai, chinook_step1, tmp_path):
     output_dir = chinook_step1.copy_to(tmp_path / "task")
     budget = 200
