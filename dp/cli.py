@@ -35,8 +35,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-id", help="task id, also the task directory's name (default: manual_YYYYMMDD_HHMMSS_xxxx)")
     p.add_argument("--execution-mode", choices=["complete", "single"], default="complete",
                    help="complete: steps 1-4 in order (default); single: one step, see --single-step")
-    p.add_argument("--single-step", help="with --execution-mode single: 1-4 or ddl_generation, qa_generation, sql_validation, training_load")
-    p.add_argument("--from-step", help="with complete mode: re-run an existing task from this step onward (1-4 or name)")
+    p.add_argument("--single-step", help="with --execution-mode single: 1-4 or ddl_generation, qa_generation, "
+                   "sql_validation, training_load; steps 2-4 work on an earlier run's files (give its --task-id)")
+    p.add_argument("--from-step", help="with complete mode: re-run an existing task (its --task-id) from this step "
+                   "onward (1-4 or name)")
     p.add_argument("--skip-validation", action="store_true", help="skip step 3 (sql_validation)")
     p.add_argument("--disable-llm-repair", action="store_true", help="step 3 only reports failing SQL, without repairing it")
     p.add_argument("--no-modify-file", action="store_true", help="step 3 leaves the pair file as it is")
@@ -103,17 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _task_dir(args: argparse.Namespace, task_id: str) -> Path:
+    return (args.output_dir or task_output_root(get_settings())).expanduser().resolve() / task_id
+
+
 def _check_run_args(args: argparse.Namespace) -> None:
-    from flows.plan import PlanError, make_plan
+    from flows.plan import STEPS, PlanError, make_plan
 
     try:
         if args.task_id:
             validate_task_id(args.task_id)
-        make_plan(args.execution_mode, args.single_step, args.from_step, args.skip_validation, args.skip_training_load)
+        plan = make_plan(args.execution_mode, args.single_step, args.from_step, args.skip_validation,
+                         args.skip_training_load)
         if getattr(args, "db_connection", None):
             validate_url(args.db_connection)
     except (InvalidTaskId, PlanError, ConnectionStringError) as exc:
         raise UsageError(str(exc)) from None
+    if plan.run and plan.run[0] != STEPS[0]:  # a later step reads the files of an earlier run of the task
+        option = f"--from-step {args.from_step}" if args.from_step else f"--single-step {args.single_step}"
+        if not args.task_id:
+            raise UsageError(f"{option} works on the files of an earlier run: give that run's --task-id")
+        if not _task_dir(args, args.task_id).is_dir():
+            raise UsageError(f"{option}: no task directory {_task_dir(args, args.task_id)}; give the --task-id "
+                             "(and --output-dir) of an earlier run, or run from step 1")
 
 
 def _read_table_list(path: Path) -> str:
@@ -146,7 +160,7 @@ def _run_flow(args: argparse.Namespace, db_url: str, table_list_text: str, busin
 
     settings = get_settings()
     task_id = args.task_id or new_task_id("manual")
-    task_dir = (args.output_dir or task_output_root(settings)).expanduser().resolve() / task_id
+    task_dir = _task_dir(args, task_id)
     task_dir.mkdir(parents=True, exist_ok=True)
     if args.from_step is None or not (task_dir / "table_list.txt").exists():
         (task_dir / "table_list.txt").write_text(table_list_text, encoding="utf-8")

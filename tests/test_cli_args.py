@@ -41,6 +41,17 @@ def test_bad_options(capsys, table_list, extra, message):
     assert "secret" not in err
 
 
+@pytest.mark.parametrize("extra", [["--from-step", "2"], ["--execution-mode", "single", "--single-step", "sql_validation"]])
+def test_a_later_step_needs_an_earlier_run_of_the_task(capsys, table_list, tmp_path, extra):
+    argv = ["run", "--db-connection", "postgresql://u:secret@h/db", "--table-list", str(table_list),
+            "--business-context", "x", "--output-dir", str(tmp_path), *extra]
+    code, err = _run(capsys, *argv)
+    assert code == 2 and "works on the files of an earlier run: give that run's --task-id" in err
+    code, err = _run(capsys, *argv, "--task-id", "manual_20260101_000000_abcd")
+    assert code == 2 and f"no task directory {tmp_path / 'manual_20260101_000000_abcd'}" in err
+    assert not (tmp_path / "manual_20260101_000000_abcd").exists()
+
+
 def test_bad_connection_string(capsys, table_list):
     code, err = _run(capsys, "run", "--db-connection", "mysql://h/db", "--table-list", str(table_list),
                      "--business-context", "x")

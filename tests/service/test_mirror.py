@@ -194,7 +194,8 @@ def test_single_step_then_resume_then_last_step(db, pagila_url, tmp_path):
 
 
 def test_failed_step_records_error_and_step(db, pagila_url, tmp_path):
-    # step 2 without step 1's outputs fails as a whole
+    # step 2 of a task whose step 1 left nothing fails as a whole
+    (tmp_path / "tasks" / "manual_mirror_fail").mkdir(parents=True)
     assert cli_run(tmp_path, pagila_url, "manual_mirror_fail", "--execution-mode", "single", "--single-step", "2") == 1
     row = task(db, "manual_mirror_fail")
     assert row["status"] == "failed" and row["error_step"] == "qa_generation"
