@@ -15,7 +15,7 @@ from pathlib import Path
 from dp.database import ConnectionStringError, database_name, mask_url, validate_url
 from dp.settings import Settings
 from dp.table_list import TableListError, TableName, parse_table_list, render_table_list
-from flows.plan import Plan, PlanError, make_plan
+from flows.plan import STEPS, Plan, PlanError, make_plan
 from service.api.errors import bad_request, too_large
 from service.api.files import UnsafePath, input_file, output_parent
 from service.api.schemas import RunOptions, TaskExecute, TaskParameters
@@ -96,6 +96,11 @@ def check_new_task(p: TaskParameters, settings: Settings) -> NewTask:
         plan = check_plan(p, p.execution_mode, p.single_step)
     except PlanError as exc:
         invalid[f"parameters.{exc.option}"] = str(exc)
+    else:
+        if plan.run and plan.run[0] != STEPS[0]:
+            invalid["parameters.single_step"] = (
+                f"{plan.run[0]} works on the outputs of earlier steps, which a new task does not have: create the "
+                "task to run complete (or step 1), then POST /tasks/{task_id}/execute with this step")
     table_list = None
     if p.tables is not None and p.table_list_file is not None:
         invalid["parameters.tables"] = "give tables or table_list_file, not both"

@@ -64,6 +64,7 @@ def test_every_problem_is_reported_at_once(client):
 @pytest.mark.parametrize("parameters, field", [
     ({"execution_mode": "complete", "single_step": 2}, "parameters.single_step"),
     ({"execution_mode": "single", "single_step": 7}, "parameters.single_step"),
+    ({"execution_mode": "single", "single_step": "sql_validation"}, "parameters.single_step"),  # nothing to validate yet
     ({"execution_mode": "sometimes"}, "parameters.execution_mode"),
     ({"tables": ["film"], "table_list_file": "x.txt"}, "parameters.tables"),
     ({"tables": []}, "parameters.tables"),
