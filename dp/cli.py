@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dp.database import ConnectionStringError, mask_url, validate_url
-from dp.settings import Settings, get_settings, task_output_root
+from dp.settings import Settings, SettingsError, get_settings, task_output_root
 from dp.table_list import TableListError, read_table_list_file
 from dp.task_ids import InvalidTaskId, new_task_id, validate_task_id
 
@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         return {"run": _cmd_run, "demo": _cmd_demo, "up": _cmd_up, "deploy": _cmd_deploy, "worker": _cmd_worker,
                 "serve": _cmd_serve, "mirror": _cmd_mirror}[args.command](args)
-    except UsageError as exc:
+    except (UsageError, SettingsError) as exc:
         print(f"data-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -11,8 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+import re
+
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as _SourceError
 
 
 class Settings(BaseSettings):
@@ -221,10 +224,33 @@ class Settings(BaseSettings):
     )
 
 
+class SettingsError(ValueError):
+    """``DP_*`` variables that do not parse: the message names each and what it must be, never its value
+    (``DP_CONNECTIONS`` and ``DP_DATABASE_URL`` hold passwords)."""
+
+
+def _variable(field: object) -> str:
+    return f"DP_{str(field).upper()}"
+
+
+def load_settings() -> Settings:
+    """``Settings()`` from the environment, or a SettingsError instead of pydantic's report (which
+    quotes the values it could not read)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [f"{_variable(e['loc'][0])}: {e['msg']}" for e in exc.errors(include_input=False, include_url=False)]
+    except _SourceError as exc:  # a JSON setting (DP_CONNECTIONS) that is not JSON
+        field = re.search(r'field "([^"]+)"', str(exc))
+        problems = [f"{_variable(field[1]) if field else 'a DP_ variable'}: not valid JSON"]
+    raise SettingsError(f"bad setting{'s' if len(problems) > 1 else ''}: {'; '.join(problems)} "
+                        "(the README's Configuration table says what each takes)")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing the environment."""
-    return Settings()
+    return load_settings()
 
 
 def task_output_root(settings: Settings | None = None) -> Path:

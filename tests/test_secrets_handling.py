@@ -60,3 +60,27 @@ def test_named_connections_from_settings(monkeypatch):
 def test_url_with_password_is_refused_as_a_parameter():
     with pytest.raises(ConnectionReferenceError, match="named:<name>"):
         resolve_connection("postgresql://u:pw@h/db")
+
+
+@pytest.mark.parametrize("variables, named", [
+    ({"DP_CONNECTIONS": '["postgresql://u:Leaky-pw-1@h/db"]'}, ["DP_CONNECTIONS: Input should be a valid dictionary"]),
+    ({"DP_CONNECTIONS": '{"x": "postgresql://u:Leaky-pw-1@h/db"'}, ["DP_CONNECTIONS: not valid JSON"]),
+    ({"DP_VALIDATION_CONCURRENCY": "four", "DP_DATABASE_URL": "Leaky-pw-1", "DP_API_PORT": "-1"},
+     ["DP_VALIDATION_CONCURRENCY: Input should be a valid integer", "DP_API_PORT: "]),
+])
+def test_a_bad_setting_is_named_without_its_value(monkeypatch, capsys, tmp_path, variables, named):
+    from dp.cli import main
+
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    table_list = tmp_path / "tables.txt"
+    table_list.write_text("film\n")
+    code = main(["run", "--db-connection", "postgresql://h/db", "--table-list", str(table_list),
+                 "--business-context", "x"])
+    captured = capsys.readouterr()
+    assert code == 2 and not captured.out
+    assert captured.err.startswith("data-pipeline: error: bad setting") and len(captured.err.splitlines()) == 1
+    assert all(text in captured.err for text in named), captured.err
+    assert "Leaky-pw-1" not in captured.err
+    get_settings.cache_clear()
