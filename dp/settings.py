@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     sample_statement_timeout: float = Field(
         default=15.0, gt=0, description="Seconds before one catalog, sampling or enum-probe query of step 1 is cancelled."
     )
+    catalog_lock_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds step 1 waits for a table another session holds locked (ALTER TABLE, TRUNCATE, VACUUM FULL) before reading the tables one by one and failing the locked ones alone."
+    )
 
     # --- step 2: qa_generation ------------------------------------------------------------
     qa_theme_count: int = Field(

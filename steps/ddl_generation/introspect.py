@@ -1,7 +1,8 @@
 """Reads everything step 1 needs about the listed tables from pg_catalog, in a fixed number of queries.
 
 Every query takes all tables at once (arrays of names or oids), so the count in
-``Introspection.catalog_queries`` is the same for 1 table or 1,000. Queries run in one read-only
+``Introspection.catalog_queries`` is the same for 1 table or 1,000 (unless a table another session
+holds locked makes them read one by one). Queries run in one read-only
 transaction with ``search_path = pg_catalog``, which makes every server-rendered type, default and
 definition schema-qualified (valid in any database). Only catalog columns present in PostgreSQL 12
 are used; PG18's NOT NULL constraint rows (contype ``n``) are left out. A table that is missing or
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import psycopg2.errors
 import psycopg2.extensions
 
 from dp.table_list import TableName
@@ -230,19 +232,69 @@ def _char_length(base_type: str, typmod: int) -> int | None:
     return None
 
 
-def introspect(conn: psycopg2.extensions.connection, tables: list[TableName]) -> Introspection:
-    """All catalog facts for ``tables``; missing or unreadable tables land in ``failures``."""
-    queries = 0
+def introspect(conn: psycopg2.extensions.connection, tables: list[TableName], *,
+               lock_timeout: float = 5.0) -> Introspection:
+    """All catalog facts for ``tables``; missing, unreadable or locked tables land in ``failures``.
 
-    def fetch(query: str, *params) -> list[tuple]:
-        nonlocal queries
-        queries += 1
-        cur.execute(query, params)
-        return cur.fetchall()
-
+    Rendering a default, view or partition bound opens the table, so a table another session holds
+    in ACCESS EXCLUSIVE mode (ALTER TABLE, TRUNCATE, VACUUM FULL) would stall the whole batch. After
+    ``lock_timeout`` seconds the batch is read again one table at a time, and only the locked tables
+    (and views over them) fail.
+    """
     with conn.cursor() as cur:
         cur.execute("SET LOCAL search_path = pg_catalog")
         cur.execute("SET LOCAL work_mem = '64MB'")
+        cur.execute("SET LOCAL lock_timeout = %s", (f"{max(1, int(lock_timeout * 1000))}ms",))
+        reader = _CatalogReader(cur)
+        try:
+            found = reader.read_in_savepoint(tables)
+        except psycopg2.errors.LockNotAvailable:
+            found = reader.read_one_by_one(tables)
+    found.catalog_queries = reader.queries
+    return found
+
+
+class _CatalogReader:
+    """Runs the catalog queries on one cursor, counting them."""
+
+    def __init__(self, cur: psycopg2.extensions.cursor):
+        self.cur = cur
+        self.queries = 0
+
+    def fetch(self, query: str, *params) -> list[tuple]:
+        self.queries += 1
+        self.cur.execute(query, params)
+        return self.cur.fetchall()
+
+    def read_in_savepoint(self, tables: list[TableName]) -> Introspection:
+        """``read``, undone on a lock timeout, so the transaction can go on."""
+        self.cur.execute("SAVEPOINT catalog_read")
+        try:
+            found = self.read(tables)
+        except psycopg2.errors.LockNotAvailable:
+            self.cur.execute("ROLLBACK TO SAVEPOINT catalog_read")
+            raise
+        self.cur.execute("RELEASE SAVEPOINT catalog_read")
+        return found
+
+    def read_one_by_one(self, tables: list[TableName]) -> Introspection:
+        merged = Introspection(relations={}, failures={}, catalog_queries=0, current_user="")
+        for table in tables:
+            try:
+                found = self.read_in_savepoint([table])
+            except psycopg2.errors.LockNotAvailable:
+                merged.failures[table] = (
+                    f"{table.qualified} (or a table it reads) is locked by another session (ALTER TABLE, TRUNCATE, "
+                    "VACUUM FULL, REINDEX and LOCK TABLE take such locks); run step 1 again once it is released"
+                )
+                continue
+            merged.relations.update(found.relations)
+            merged.failures.update(found.failures)
+            merged.current_user = merged.current_user or found.current_user
+        return merged
+
+    def read(self, tables: list[TableName]) -> Introspection:
+        fetch = self.fetch
         rows = fetch(_RELATIONS_SQL, [t.schema for t in tables], [t.name for t in tables])
         relations: dict[int, Relation] = {}
         failures: dict[TableName, str] = {}
@@ -287,8 +339,8 @@ def introspect(conn: psycopg2.extensions.connection, tables: list[TableName]) ->
             _read_sequences(fetch(_SEQUENCES_SQL, oids), relations)
             for view, referenced in fetch(_VIEW_DEPENDENCIES_SQL, oids):
                 relations[view].depends_on.add(referenced)
-    by_name = {rel.name: rel for rel in relations.values()}
-    return Introspection(relations=by_name, failures=failures, catalog_queries=queries, current_user=current_user)
+        by_name = {rel.name: rel for rel in relations.values()}
+        return Introspection(relations=by_name, failures=failures, catalog_queries=0, current_user=current_user)
 
 
 def _read_columns(rows: list[tuple], relations: dict[int, Relation]) -> None:

@@ -10,7 +10,7 @@ from dp.database import connection
 from dp.table_list import TableName
 from steps.ddl_generation.introspect import introspect
 from tests.steps.ddl_generation.catalog_snapshot import information_schema_counts, listed_relations
-from tests.steps.ddl_generation.conftest import execute
+from tests.steps.ddl_generation.conftest import execute, run_step
 
 
 def _introspect(url: str, tables: list[TableName]):
@@ -89,3 +89,24 @@ def test_missing_and_forbidden_tables_fail_with_the_fix(scratch_db):
     )
     assert "is a sequence" in found.failures[names[3]]
     assert "no_schema.t does not exist" in found.failures[names[4]]
+
+
+def test_a_locked_table_fails_alone(scratch_db, tmp_path):
+    execute(scratch_db, "CREATE TABLE busy (id serial PRIMARY KEY, note text DEFAULT 'x'); "
+                        "CREATE TABLE calm (id int PRIMARY KEY); CREATE VIEW busy_view AS SELECT id FROM busy")
+    names = [TableName("public", n) for n in ("busy", "calm", "busy_view")]
+    with connection(scratch_db) as holder:  # ALTER TABLE, TRUNCATE, VACUUM FULL hold this lock
+        holder.cursor().execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        with connection(scratch_db) as conn:
+            conn.set_session(readonly=True)
+            with conn:
+                found = introspect(conn, names, lock_timeout=0.2)
+        run = run_step(scratch_db, names, tmp_path / "task", catalog_lock_timeout=0.2)
+        holder.rollback()
+    assert list(found.relations) == [names[1]] and found.relations[names[1]].table.primary_key == ["id"]
+    assert sorted(found.failures) == [names[0], names[2]]
+    assert "public.busy (or a table it reads) is locked by another session" in found.failures[names[0]]
+    assert run.result["succeeded"] == 1
+    assert [f["table"] for f in run.result["failed"]] == ["public.busy", "public.busy_view"]
+    assert "run step 1 again once it is released" in run.result["failed"][0]["reason"]
+    assert _introspect(scratch_db, names).failures == {}  # released: all three read in one batch
