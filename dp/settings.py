@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     sample_statement_timeout: float = Field(
         default=15.0, gt=0, description="Seconds before one catalog, sampling or enum-probe query of step 1 is cancelled."
     )
-    catalog_lock_timeout: float = Field(
-        default=5.0, gt=0, description="Seconds step 1 waits for a table another session holds locked (ALTER TABLE, TRUNCATE, VACUUM FULL) before reading the tables one by one and failing the locked ones alone."
+    lock_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds a catalog read of step 1 or a check of step 3 waits for a table another session holds locked (ALTER TABLE, TRUNCATE, VACUUM FULL); step 1 then fails that table alone, step 3 keeps the pair unchecked (skipped). Step 3 waits at most half of DP_VALIDATION_TIMEOUT_MS."
     )
 
     # --- step 2: qa_generation ------------------------------------------------------------

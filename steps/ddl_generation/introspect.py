@@ -233,7 +233,7 @@ def _char_length(base_type: str, typmod: int) -> int | None:
 
 
 def introspect(conn: psycopg2.extensions.connection, tables: list[TableName], *,
-               lock_timeout: float = 5.0) -> Introspection:
+               lock_timeout: float = 2.0) -> Introspection:
     """All catalog facts for ``tables``; missing, unreadable or locked tables land in ``failures``.
 
     Rendering a default, view or partition bound opens the table, so a table another session holds

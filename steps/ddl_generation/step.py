@@ -181,7 +181,7 @@ def run_ddl_generation(*, db_url: str, tables: list[TableName], output_dir: Path
         with connection(db_url) as conn:
             read_only_session(conn, settings, autocommit=False)
             with conn:
-                found = introspect(conn, tables, lock_timeout=settings.catalog_lock_timeout)
+                found = introspect(conn, tables, lock_timeout=settings.lock_timeout)
     except psycopg2.Error as exc:
         raise StepFailed(f"cannot read the catalog of the business database: {str(exc).strip()}") from None
     failures: dict[TableName, str] = dict(found.failures)

@@ -66,6 +66,10 @@ class Verdict:
         return self.db is not None and self.db.ok
 
     @property
+    def locked(self) -> bool:
+        return self.db is not None and self.db.locked
+
+    @property
     def error(self) -> str | None:
         if self.rejected is not None:
             return f"rejected before reaching the database: {self.rejected}"
@@ -126,7 +130,8 @@ class PairChecker:
         verdict = self._to_database(guarded.verdict)
         result = PairResult(index, "invalid", question, verdict.sql)
         repairable = verdict.rejected is None or verdict.rejected.kind == "syntax"
-        while not verdict.ok and repairable and self.repairer and len(result.repairs) < self.max_rounds:
+        while (not verdict.ok and not verdict.locked and repairable and self.repairer
+               and len(result.repairs) < self.max_rounds):
             request = RepairRequest(question, verdict.sql, verdict.error, verdict.db, verdict.tree())
             try:
                 candidate = self.repairer.repair(request)
@@ -139,7 +144,11 @@ class PairChecker:
                 break
             verdict = self.judge(candidate)
             result.repairs.append({"sql": candidate, "error": verdict.error})
-        if verdict.ok:
+        if verdict.locked:  # not the query's fault: the pair stays as it is, reported unchecked
+            result.status = "skipped"
+            result.error = (f"could not be checked, kept as is: a table it reads is locked by another session "
+                            f"({verdict.error}); validate again once the lock is released")
+        elif verdict.ok:
             result.status = "repaired" if result.repairs else "valid"
             result.final_sql = verdict.statement if result.repairs else verdict.sql
             result.warnings = list(verdict.db.warnings)

@@ -69,6 +69,7 @@ def run_sql_validation(
         with _closing(repairer), QueryValidator(
             db_url,
             timeout_ms=settings.validation_timeout_ms,
+            lock_timeout_ms=int(settings.lock_timeout * 1000),
             concurrency=settings.validation_concurrency,
             execute=settings.validation_execute,
         ) as validator:

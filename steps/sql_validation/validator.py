@@ -6,8 +6,10 @@ default to read-only (and to the same timeout). The transaction is opened explic
 message as the EXPLAIN (``BEGIN READ ONLY; SET LOCAL ...; EXPLAIN ...``: one round trip, not three),
 so sessions are in autocommit mode and the ROLLBACK is sent explicitly. A failing query never
 poisons the pool: a connection that does not end up idle is discarded (and the check retried once on
-a fresh one). Callers pass only SQL that passed ``guard_sql``; this layer is the second wall, not
-the first. Errors name the problem, never the URL.
+a fresh one). A table another session holds locked ends the wait after the lock timeout (below the
+statement timeout) with LOCK_NOT_AVAILABLE, which says nothing about the query (``DbCheck.locked``).
+Callers pass only SQL that passed ``guard_sql``; this layer is the second wall, not the first.
+Errors name the problem, never the URL.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ _EXPLAIN = "EXPLAIN (FORMAT TEXT) "  # an explicit option list: SQL starting wit
 _ROW_CHECK = ("SELECT * FROM (\n", "\n) AS q LIMIT 1")  # newlines: a trailing "--" comment cannot eat the ")"
 UNDEFINED_COLUMN = "42703"
 UNDEFINED_TABLE = "42P01"
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass
@@ -44,6 +47,11 @@ class DbCheck:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def locked(self) -> bool:
+        """Not judged: a table the query reads is locked by another session (ALTER TABLE, TRUNCATE)."""
+        return self.sqlstate == LOCK_NOT_AVAILABLE
 
 
 class _Pool(ThreadedConnectionPool):
@@ -69,11 +77,16 @@ class _Pool(ThreadedConnectionPool):
 class QueryValidator:
     """Checks guarded queries against one database from many threads at once; close it when done."""
 
-    def __init__(self, db_url: str, *, timeout_ms: int, concurrency: int, execute: bool = True):
+    def __init__(self, db_url: str, *, timeout_ms: int, concurrency: int, execute: bool = True,
+                 lock_timeout_ms: int | None = None):
         self.timeout_ms = int(timeout_ms)
         self.execute = execute
+        # Below the statement timeout, so waiting for a locked table reads as LOCK_NOT_AVAILABLE (the
+        # query unchecked), never as a query too slow to keep.
+        lock_ms = max(1, min(lock_timeout_ms or self.timeout_ms, self.timeout_ms // 2))
         options = (
             f"-c default_transaction_read_only=on -c statement_timeout={self.timeout_ms} "
+            f"-c lock_timeout={lock_ms} "
             "-c standard_conforming_strings=on"  # the string rules the guard's tokenizer assumes
         )
         self._pool = _Pool(concurrency, db_url, options)

@@ -101,7 +101,7 @@ def test_a_locked_table_fails_alone(scratch_db, tmp_path):
             conn.set_session(readonly=True)
             with conn:
                 found = introspect(conn, names, lock_timeout=0.2)
-        run = run_step(scratch_db, names, tmp_path / "task", catalog_lock_timeout=0.2)
+        run = run_step(scratch_db, names, tmp_path / "task", lock_timeout=0.2)
         holder.rollback()
     assert list(found.relations) == [names[1]] and found.relations[names[1]].table.primary_key == ["id"]
     assert sorted(found.failures) == [names[0], names[2]]

@@ -91,3 +91,27 @@ def test_a_missing_database_fails_the_step(task_dir, business_server_url):
     write_pairs(task_dir, [{"question": "a", "sql": "SELECT 1"}])
     with pytest.raises(StepFailed, match="unreachable"):
         run_sql_validation(db_url=with_database(business_server_url, "dp_no_such_db"), output_dir=task_dir)
+
+
+def test_a_pair_over_a_locked_table_is_kept_unchecked(task_dir, scratch_db):
+    from dp.database import connection
+    from dp.settings import Settings
+
+    with connection(scratch_db) as conn:
+        conn.autocommit = True
+        conn.cursor().execute("CREATE TABLE busy (id int); CREATE TABLE calm (id int); INSERT INTO calm VALUES (1)")
+    entries = [{"question": "busy?", "sql": "SELECT id FROM busy"}, {"question": "calm?", "sql": "SELECT id FROM calm"},
+               {"question": "where?", "sql": "SELECT id FROM no_such_table_at_all"}]
+    path = write_pairs(task_dir, entries)
+    with connection(scratch_db) as holder:  # as ALTER TABLE or TRUNCATE would, for longer than the lock timeout
+        holder.cursor().execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        result = run_sql_validation(db_url=scratch_db, output_dir=task_dir, repair=True,
+                                    settings=Settings(lock_timeout=0.2, validation_timeout_ms=3000))
+        holder.rollback()
+    report = json.loads(open(result["report_file"]).read())
+    busy = report["pairs"][0]
+    assert busy["status"] == "skipped" and busy["repair_rounds"] == 0
+    assert "locked by another session" in busy["error"] and "lock timeout" in busy["error"]
+    assert [p["status"] for p in report["pairs"][1:]] == ["valid", "invalid"]
+    assert result["skipped"] == 1 and result["deleted"] == 1
+    assert json.loads(path.read_text()) == entries[:2]  # the locked pair kept, the broken one removed
