@@ -94,12 +94,16 @@ def task_type_for(execution_mode: str | None) -> str:
 
 def mask_value(value: Any) -> Any:
     """``value`` with every password in a connection string (URL or key=value form) replaced by ``***``."""
-    if isinstance(value, Mapping):
-        return {key: mask_value(item) for key, item in value.items()}
+    if isinstance(value, str):
+        if "@" not in value and "=" not in value:  # no URL password (user:pw@) and no password=: most texts
+            return value
+        return _DSN_PASSWORD.sub(r"\1***", redact(value))
     if isinstance(value, (list, tuple)):
         return [mask_value(item) for item in value]
-    if isinstance(value, str):
-        return _DSN_PASSWORD.sub(r"\1***", redact(value))
+    if value is None or isinstance(value, (int, float)):  # before the Mapping check, which is slow
+        return value
+    if isinstance(value, Mapping):
+        return {key: mask_value(item) for key, item in value.items()}
     return value
 
 
