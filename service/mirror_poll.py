@@ -1,9 +1,9 @@
 """The mirror's poll loop: which flow runs to read each poll, and which of them to sync.
 
-Each ``Mirror.cycle()`` makes one ``read_flow_runs`` call for the flow runs of tracked unfinished
-tasks, every unfinished run and the runs that ended since the last cycle (minus a look-back for
-clock skew between machines), then one call each for the task runs and new logs of the runs that
-changed. What it has seen lives in memory only: a restarted mirror catches up from Prefect.
+Each ``Mirror.cycle()`` makes one cheap call (``read_run_heads``) for the flow runs of tracked
+unfinished tasks, every unfinished run and the runs that ended since the last cycle (minus a
+look-back for clock skew between machines), then one call each for the full flow runs, task runs
+and new logs of the runs that changed. What it has seen lives in memory only: a restarted mirror catches up from Prefect.
 """
 
 from __future__ import annotations
@@ -29,7 +29,17 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from service import store
 from service.mirror import steps_lag, sync_flow_run
 from service.outputs import OutputScanner
-from service.prefect_reads import RunSnapshot, read_flow_run_or_none, read_flow_runs, snapshots, state_type_of, task_id_of, utc
+from service.prefect_reads import (
+    RunHead,
+    RunSnapshot,
+    read_flow_run_or_none,
+    read_flow_runs,
+    read_run_heads,
+    snapshots,
+    state_type_of,
+    task_id_of,
+    utc,
+)
 from service.states import UNFINISHED_STATE_TYPES, is_final
 
 log = logging.getLogger(__name__)
@@ -48,9 +58,9 @@ class _Seen:
 class Mirror:
     """Keeps the tables in step with Prefect, one ``cycle()`` per poll.
 
-    Each cycle reads, in one call, the flow runs of tracked unfinished tasks, every unfinished run
-    and the runs that ended since the last cycle (minus a look-back for clock skew), then the task
-    runs and new logs of those that changed, in one call each. Runs that finished are read once
+    Each cycle reads the heads (identity and state) of the flow runs of tracked unfinished tasks,
+    every unfinished run and the runs that ended since the last cycle (minus a look-back for clock
+    skew), then the full runs, task runs and new logs of those that changed, in one call each. Runs that finished are read once
     more ``log_grace`` seconds after their end, for logs Prefect received late. The first cycle also
     looks ``catch_up`` back, for runs that finished while no mirror ran.
     """
@@ -81,19 +91,20 @@ class Mirror:
         }
         if tracked:
             criteria["id"] = FlowRunFilterId(any_=list(tracked))
-        runs = [run for run in read_flow_runs(self.client, FlowRunFilter(operator=Operator.or_, **criteria))
-                if self._valid(run)]
-        self._created.update((run.id, run.created) for run in runs)
-        changes = self._mark_vanished(tracked, {run.id for run in runs})
-        due = [run for run in runs if self._due(run, started) and not self._settled_before(run)]
+        heads = [head for head in read_run_heads(self.client, FlowRunFilter(operator=Operator.or_, **criteria))
+                 if self._valid(head)]
+        self._created.update((head.id, head.created) for head in heads)
+        changes = self._mark_vanished(tracked, {head.id for head in heads})
+        due = [head.id for head in heads if self._due(head, started) and not self._settled_before(head)]
+        runs = read_flow_runs(self.client, FlowRunFilter(id=FlowRunFilterId(any_=due))) if due else []
         # oldest first, as ``rebuild``: a task's row is created from its first run, later runs take over
-        for snap in sorted(self._snapshots(due), key=lambda snap: utc(snap.flow_run.created)):
+        for snap in sorted(self._snapshots(runs), key=lambda snap: utc(snap.flow_run.created)):
             changes += self._sync(snap, started)
-        self._forget({run.id for run in runs})
+        self._forget({head.id for head in heads})
         self._since = started - self.lookback
         return changes
 
-    def _valid(self, run: FlowRun) -> bool:
+    def _valid(self, run: RunHead) -> bool:
         if task_id_of(run) is not None:
             return True
         if run.id not in self._invalid:
@@ -101,7 +112,7 @@ class Mirror:
             log.warning("flow run %s has no valid task_id parameter; not mirrored", run.id)
         return False
 
-    def _due(self, run: FlowRun, now: datetime) -> bool:
+    def _due(self, run: RunHead, now: datetime) -> bool:
         if state_type_of(run) == "SCHEDULED" and run.expected_start_time and utc(run.expected_start_time) > now + FUTURE:
             return False  # a schedule's run for later (a deployment schedule makes them ahead): not requested yet
         seen = self._seen.get(run.id)
@@ -111,7 +122,7 @@ class Mirror:
             return state_type_of(run) in ("RUNNING", "CANCELLING", "PAUSED")
         return not seen.settled and now - utc(run.end_time or now) >= self.log_grace
 
-    def _settled_before(self, run: FlowRun) -> bool:
+    def _settled_before(self, run: RunHead) -> bool:
         """A finished run this mirror has not seen, fully mirrored earlier (by it before a restart, or
         by a tracked CLI run): current in its task row, same state, synced after the log grace."""
         if run.id in self._seen or not is_final(state_type_of(run)) or run.end_time is None:
@@ -121,7 +132,7 @@ class Mirror:
             row = store.get_task(self.conn, task_id=task_id) if task_id else None
         settled = (
             row is not None and row["prefect_flow_run_id"] == str(run.id) and row["mirrored_at"] is not None
-            and row["last_flow_run_state"] == (run.state.name if run.state else None)
+            and row["last_flow_run_state"] == run.state_name
             and datetime.fromisoformat(row["mirrored_at"]) >= utc(run.end_time) + self.log_grace
         )
         if settled:

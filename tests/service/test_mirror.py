@@ -26,7 +26,7 @@ import psycopg2
 import psycopg2.extras
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelling, Running
 
@@ -40,7 +40,16 @@ from service.migrate import migrate
 from service.mirror import rebuild, sync_flow_run, sync_task
 from service.mirror_poll import Mirror
 from service.mirror_service import MirrorThread
-from service.prefect_reads import RunSnapshot, read_flow_run_or_none, snapshots
+from service.prefect_reads import (
+    RunHead,
+    RunSnapshot,
+    read_flow_run_or_none,
+    read_run_heads,
+    snapshots,
+    state_type_of,
+    task_id_of,
+    utc,
+)
 from tests.service.conftest import _fresh_database
 
 ON_DEMAND = "schema_workflow/on-demand"
@@ -415,6 +424,21 @@ def test_rebuild_from_prefect_gives_the_same_rows(db, pagila_url, tmp_path):
     assert row["parameters"]["single_step"] == "1" and row["step_status"]["qa_generation"] == "completed"
     for table in before:
         assert after[table] == before[table], table
+
+
+def test_a_polls_run_heads_are_what_prefects_flow_run_models_say(db, pagila_url, tmp_path):
+    """The poll reads runs as plain JSON (``RunHead``) and reads in full only those whose head changed:
+    a field read wrongly would leave a change unseen."""
+    task_id = "manual_mirror_heads"
+    assert cli_run(tmp_path, pagila_url, task_id, "--execution-mode", "single", "--single-step", "1") == 0
+    run_id = uuid.UUID(task(db, task_id)["prefect_flow_run_id"])
+    with get_client(sync_client=True) as client:
+        (head,) = read_run_heads(client, FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+        run = client.read_flow_run(run_id)
+    assert head == RunHead(id=run.id, name=run.name, parameters=run.parameters, state_id=run.state_id,
+                           state_type=run.state_type, state_name=run.state.name, created=utc(run.created),
+                           expected_start_time=utc(run.expected_start_time), end_time=utc(run.end_time))
+    assert (task_id_of(head), state_type_of(head), head.state_name) == (task_id, "COMPLETED", "Completed")
 
 
 def test_a_run_read_before_its_task_was_deleted_does_not_bring_the_task_back(db, mirror_db, pagila_url, tmp_path):
