@@ -203,14 +203,14 @@ class PrefectRuns:
         from prefect.client.schemas.objects import StateType
         from prefect.exceptions import ObjectNotFound
 
-        from service.prefect_reads import read_flow_runs, task_id_of
+        from service.prefect_reads import read_run_heads, task_id_of
 
         deleted = 0
         maybe_of_the_task = FlowRunFilter(
             operator=Operator.or_, name=FlowRunFilterName(any_=[task_id]), start_time=FlowRunFilterStartTime(is_null_=True),
             state=FlowRunFilterState(type=FlowRunFilterStateType(
                 any_=[StateType.CANCELLED, StateType.CRASHED, StateType.FAILED])))
-        for run in read_flow_runs(self.client, maybe_of_the_task):
+        for run in read_run_heads(self.client, maybe_of_the_task):  # heads: every ended-without-running run is read
             if task_id_of(run) != task_id:
                 continue
             try:
