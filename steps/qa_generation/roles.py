@@ -29,6 +29,8 @@ _ID_NAME = re.compile(r"(^id$|_id$|[a-z]Id$|ID$)")
 _SOFT_DELETE_TIME = re.compile(r"^(delete_?ts|deleted?_?(at|time|on|date))$", re.I)
 _SOFT_DELETE_FLAG = re.compile(r"^(is_?deleted|deleted|del_?flag)$", re.I)
 _LABEL_CUT = re.compile(r"[：:，,。；;（(\n]")
+_UNCOUNTABLE = frozenset({"staff", "data", "information", "equipment", "media", "personnel", "feedback", "metadata"})
+_IRREGULAR = {"person": "people", "child": "children", "man": "men", "woman": "women", "analysis": "analyses"}
 
 
 def base_type(column: Column) -> str:
@@ -158,11 +160,17 @@ def humanise(name: str) -> str:
 
 
 def plural(noun: str) -> str:
-    if noun.endswith("s"):
+    """English plural of a table's noun, as a question names it ("How many staff", not "staffs")."""
+    head, _, last = noun.rpartition(" ")
+    if last in _UNCOUNTABLE:
+        return noun
+    if last in _IRREGULAR:
+        return f"{head} {_IRREGULAR[last]}".lstrip()
+    if noun.endswith("s") and not noun.endswith(("ss", "us")):  # already plural ("customers")
         return noun
     if re.search(r"[^aeiou]y$", noun):
         return noun[:-1] + "ies"
-    if re.search(r"(x|ch|sh)$", noun):
+    if re.search(r"(x|ch|sh|ss|us)$", noun):
         return noun + "es"
     return noun + "s"
 
