@@ -118,7 +118,7 @@ class HeuristicProvider:
         table = self.schema.table(key)
         out_targets = [table_key(parent) for _, parent in self.schema.references(key)]
         outgoing = [
-            Edge(table, fk, parent, out_targets.count(table_key(parent)) > 1)
+            Edge(table, fk, parent, out_targets.count(table_key(parent)) > 1, self.schema.link_partner(table, fk))
             for fk, parent in self.schema.references(key)
             if table_key(parent) in allowed
         ]
@@ -126,7 +126,7 @@ class HeuristicProvider:
         for child, fk in self.schema.referenced_by(key):
             if table_key(child) in allowed:
                 siblings = [f for f in child.foreign_keys if (f.ref_schema, f.ref_table) == (key.schema, key.name)]
-                incoming.append(Edge(child, fk, table, len(siblings) > 1))
+                incoming.append(Edge(child, fk, table, len(siblings) > 1, self.schema.link_partner(child, fk)))
         return outgoing, incoming
 
     def _own_kinds(self, key: TableName) -> list[list[Candidate]]:

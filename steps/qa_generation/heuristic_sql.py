@@ -85,6 +85,7 @@ class Edge:
     fk: ForeignKey
     parent: Table
     ambiguous: bool  # the child has several foreign keys to this parent
+    partner: Table | None = None  # a link table's other side: its rows per parent count these (Schema.link_partner)
 
     def on(self) -> str:
         return " AND ".join(
@@ -113,6 +114,10 @@ class QuestionWriter:
             column = edge.child.column(edge.fk.columns[0])
             noun = self.texts["via"].format(r=noun, c=self.label(column) if column else edge.fk.columns[0])
         return noun
+
+    def _counted_noun(self, edge: Edge) -> str:
+        """What rows of the child count per parent: films, not "film actors", through a link table."""
+        return self.noun(edge.partner or edge.child)
 
     # -- shared pieces ------------------------------------------------------------------
     def _row_label(self, table: Table, alias: str, fallback: list[str]) -> tuple[str, str]:
@@ -239,7 +244,7 @@ class QuestionWriter:
     def join_count(self, edge: Edge) -> list[Candidate]:
         label, out = self._row_label(edge.parent, "r", edge.fk.ref_columns)
         sql = self._joined(edge, f"{label} AS {out}, count(*) AS record_count", "record_count")
-        return [(self.texts["join_count"].format(t=self.noun(edge.child), r=self._parent_noun(edge)), sql)]
+        return [(self.texts["join_count"].format(t=self._counted_noun(edge), r=self._parent_noun(edge)), sql)]
 
     def top_measure(self, edge: Edge, function: str) -> list[Candidate]:
         out = []
@@ -260,4 +265,4 @@ class QuestionWriter:
         if len(edge.fk.columns) != 1:
             return []
         sql = f"SELECT count(DISTINCT {_col('t', edge.fk.columns[0])}) AS distinct_count {_from(edge.child)}"
-        return [(self.texts["distinct_ref"].format(r=self._parent_noun(edge), t=self.noun(edge.child)), sql)]
+        return [(self.texts["distinct_ref"].format(r=self._parent_noun(edge), t=self._counted_noun(edge)), sql)]

@@ -79,6 +79,13 @@ def is_key(table: Table, column: Column) -> bool:
     return column.name in key_columns(table) or column.identity is not None or bool(_ID_NAME.search(column.name))
 
 
+def is_link_table(table: Table) -> bool:
+    """A many-to-many link: two single-column foreign keys, on different columns, that together are
+    its primary key (film_actor, playlist_track, order_details); so each row is one distinct pair."""
+    keys = [fk.columns[0] for fk in table.foreign_keys if len(fk.columns) == 1]
+    return len(table.foreign_keys) == 2 and len(set(keys)) == 2 and set(table.primary_key) == set(keys)
+
+
 def measures(table: Table) -> list[Column]:
     return [
         c for c in table.columns

@@ -17,6 +17,7 @@ from dp.table_list import TableName, quote_ident
 from steps.ddl_generation.manifest import load_manifest
 from steps.ddl_generation.model import ForeignKey, Table
 from steps.errors import StepFailed
+from steps.qa_generation import roles
 from steps.qa_generation.implied_keys import ImpliedJoin, add_implied_foreign_keys
 
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -92,6 +93,14 @@ class Schema:
             for fk in table.foreign_keys
             if TableName(fk.ref_schema, fk.ref_table) == key and fk.ref_columns
         ]
+
+    def link_partner(self, link: Table, fk: ForeignKey) -> Table | None:
+        """For a many-to-many link table (film_actor), the table its other foreign key points at (film,
+        for the key to actor): counting link rows per actor counts films. None for other tables."""
+        others = [f for f in link.foreign_keys if f is not fk]
+        if not roles.is_link_table(link) or len(others) != 1:
+            return None
+        return self._by_key.get(TableName(others[0].ref_schema, others[0].ref_table))
 
     def tokens(self, key: TableName) -> int:
         return estimate_tokens(self.dictionaries.get(key, ""))

@@ -103,3 +103,16 @@ def test_a_table_named_metadata_keeps_its_dictionary_beside_step_2_s(scratch_db,
     run_qa_generation(output_dir=outputs.output_dir, settings=Settings())
     assert (outputs.output_dir / "public__metadata_detail.md").read_text() == dictionary
     assert "Topics of the archive" not in (outputs.output_dir / "metadata_detail.md").read_text()
+
+
+def test_link_tables_count_what_they_link(pagila_step1, chinook_step1, tmp_path):
+    """film_actor rows per actor are the actor's films: the question says films, not "film actors"."""
+    questions = {}
+    for name, outputs in (("pagila", pagila_step1), ("chinook", chinook_step1)):
+        output_dir = outputs.copy_to(tmp_path / name)
+        result = run_qa_generation(output_dir=output_dir, settings=Settings(qa_themes=8))
+        questions.update((p["question"], p["sql"]) for p in _pairs(output_dir, result))
+    linked = [q for q in questions if q.startswith("Which 10 ") and " have the most " in q]
+    assert not [q for q in linked if q.endswith(("film actors?", "film categories?", "playlist tracks?"))], linked
+    sql = questions["Which 10 actors have the most films?"]
+    assert "FROM public.film_actor AS t JOIN public.actor AS r" in sql and "count(*)" in sql
