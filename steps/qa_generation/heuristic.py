@@ -107,7 +107,7 @@ class HeuristicProvider:
             else self.words["description_alone"].format(t=centre)
         )
         metrics = [self.words["count_metric"].format(t=centre)] + [
-            self.words["sum_metric"].format(m=self.writer.label(m)) for m in roles.measures(tables[0])[:3]
+            self.words["sum_metric"].format(m=self.writer.label(m)) for m in roles.additive_measures(tables[0])[:3]
         ]
         name = self.words["theme"].format(t=roles.table_label(tables[0], self.schema.language))
         return Theme(_capitalised(name), _capitalised(description), members, entities, metrics)

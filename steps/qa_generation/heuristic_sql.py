@@ -201,7 +201,7 @@ class QuestionWriter:
     def trend_sum(self, table: Table) -> list[Candidate]:
         out = []
         times = roles.event_times(table)
-        for measure in roles.measures(table)[:2] if times else []:
+        for measure in roles.additive_measures(table)[:2] if times else []:
             col = _col("t", times[0])
             month = f"date_trunc('month', {col})"
             sql = (
@@ -249,7 +249,8 @@ class QuestionWriter:
     def top_measure(self, edge: Edge, function: str) -> list[Candidate]:
         out = []
         label, name = self._row_label(edge.parent, "r", edge.fk.ref_columns)
-        for measure in roles.measures(edge.child)[:2]:
+        summable = roles.additive_measures(edge.child) if function == "sum" else roles.measures(edge.child)
+        for measure in summable[:2]:
             col = _col("t", measure)
             if function == "sum":
                 value, alias = f"sum({col})", _alias("total_" + measure.name, "total")

@@ -25,6 +25,7 @@ _CREATED = re.compile(r"created?_?(at|on|time|ts|date)", re.I)
 _NOT_A_MEASURE = re.compile(
     r"(year|code|phone|fax|zip|postal|lat(itude)?$|lng$|lon(gitude)?$|_no$|number$|^no$|seq|sort|level|version)", re.I
 )
+_NOT_ADDITIVE = re.compile(r"(price|rate|ratio|percent|pct|discount|score|rating|age$|temperature|balance)", re.I)
 _ID_NAME = re.compile(r"(^id$|_id$|[a-z]Id$|ID$)")
 _SOFT_DELETE_TIME = re.compile(r"^(delete_?ts|deleted?_?(at|time|on|date))$", re.I)
 _SOFT_DELETE_FLAG = re.compile(r"^(is_?deleted|deleted|del_?flag)$", re.I)
@@ -92,6 +93,12 @@ def measures(table: Table) -> list[Column]:
         if is_numeric(c) and not is_key(table, c) and not _NOT_A_MEASURE.search(c.name)
         and not (c.enum_values and len(c.enum_values) <= 2)  # a 0/1 flag is no measure
     ]
+
+
+def additive_measures(table: Table) -> list[Column]:
+    """Measures whose sum means something: an amount or a quantity, not a unit price, rate or discount
+    (their averages and extremes still do)."""
+    return [c for c in measures(table) if not _NOT_ADDITIVE.search(c.name)]
 
 
 def event_times(table: Table) -> list[Column]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 from pathlib import Path
 
@@ -116,3 +117,14 @@ def test_link_tables_count_what_they_link(pagila_step1, chinook_step1, tmp_path)
     assert not [q for q in linked if q.endswith(("film actors?", "film categories?", "playlist tracks?"))], linked
     sql = questions["Which 10 actors have the most films?"]
     assert "FROM public.film_actor AS t JOIN public.actor AS r" in sql and "count(*)" in sql
+
+
+def test_sums_only_of_amounts_and_quantities(northwind_step1, chinook_step1, tmp_path):
+    """A total of unit prices or discounts answers nothing; their averages and extremes still come."""
+    sqls = []
+    for name, outputs in (("northwind", northwind_step1), ("chinook", chinook_step1)):
+        output_dir = outputs.copy_to(tmp_path / name)
+        sqls += [p["sql"] for p in _pairs(output_dir, run_qa_generation(output_dir=output_dir, settings=Settings(qa_themes=8)))]
+    sums = re.findall(r"sum\(t\.(\w+)\)", " ".join(sqls))
+    assert sums and not [c for c in sums if c in ("unit_price", "discount")], sums
+    assert any(re.search(r"avg\(t\.unit_price\)|max\(t\.unit_price\)", sql) for sql in sqls)
