@@ -72,7 +72,10 @@ class RunHead:
 
 
 def _timestamp(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text).astimezone(timezone.utc)
+    """Prefect's JSON timestamp (``...Z``, which Python 3.10's ``fromisoformat`` does not read) in UTC."""
+    if text is None:
+        return None
+    return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text).astimezone(timezone.utc)
 
 
 def utc(value: datetime | None) -> datetime | None:
