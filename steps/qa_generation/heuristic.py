@@ -4,11 +4,14 @@ Themes are centred on hub tables, chosen greedily so each new theme covers the m
 earlier theme covered (bigger tables first on ties); a theme holds its centre and up to four of its
 neighbours, the uncovered ones first. Pairs mix the template
 kinds round-robin (count, distribution, ranking, trend, join, filter, ...) about the centre first,
-then about its neighbours. Tables known to be empty, and materialized views that may never have
+then about its neighbours, skipping what a theme proposed before it already asks (the step would
+drop those as duplicates and leave the theme short). Tables known to be empty, and materialized views that may never have
 been refreshed, are left out (empty tables only while others have rows). Same manifest, same output.
 """
 
 from __future__ import annotations
+
+import threading
 
 from dp.table_list import TableName
 from steps.qa_generation import roles
@@ -61,6 +64,9 @@ class HeuristicProvider:
         self.schema = schema
         self.writer = QuestionWriter(schema.language)
         self.words = _WORDS[schema.language]
+        self._proposed: dict[int, list[Theme]] = {}  # by group index: the order themes count in
+        self._chosen: dict[tuple[int, int], list[Candidate]] = {}  # (id of theme, count) -> its pairs
+        self._lock = threading.Lock()
 
     # -- themes -------------------------------------------------------------------------
     def propose_themes(self, group: list[TableName], count: int, index: int) -> tuple[list[Theme], list[ThemeFailure]]:
@@ -80,6 +86,8 @@ class HeuristicProvider:
             members = [centre] + self.schema.sort(members[1:MAX_THEME_TABLES])
             covered.update(members)
             themes.append(self._theme(members))
+        with self._lock:
+            self._proposed[index] = themes
         return themes, []
 
     def _is_view(self, key: TableName) -> bool:
@@ -137,6 +145,19 @@ class HeuristicProvider:
         ]
 
     def write_pairs(self, theme: Theme, count: int) -> list[tuple[object, object]]:
+        with self._lock:  # the same pairs whichever theme's call comes first
+            return self._pairs(theme, count)
+
+    def _pairs(self, theme: Theme, count: int) -> list[Candidate]:
+        key = (id(theme), count)
+        if key not in self._chosen:
+            ordered = [t for index in sorted(self._proposed) for t in self._proposed[index]]
+            earlier = ordered[: next((i for i, t in enumerate(ordered) if t is theme), 0)]
+            taken = {text for other in earlier for pair in self._pairs(other, count) for text in pair}
+            self._chosen[key] = self._choose(theme, count, taken)
+        return self._chosen[key]
+
+    def _choose(self, theme: Theme, count: int, taken: set[str]) -> list[Candidate]:
         centre, allowed = theme.related_tables[0], set(theme.related_tables)
         outgoing, incoming = self._edges(centre, allowed)
         w = self.writer
@@ -155,7 +176,7 @@ class HeuristicProvider:
         candidates = _round_robin(kinds)
         candidates += _round_robin([k for other in theme.related_tables[1:] for k in self._own_kinds(other)])
         chosen: list[Candidate] = []
-        seen: set[str] = set()
+        seen = set(taken)
         for question, sql in candidates:
             if question not in seen and sql not in seen:
                 seen.update((question, sql))

@@ -29,7 +29,8 @@ def test_heuristic_sql_passes_read_only_execution(database, request, tmp_path):
     output_dir = outputs.copy_to(tmp_path / "task")
     result = run_qa_generation(output_dir=output_dir, settings=Settings())
     pairs = _pairs(output_dir, result)
-    assert result["pairs"] == len(pairs) >= 30
+    assert result["pairs"] == len(pairs) >= 35
+    assert result["duplicates_removed"] == 0  # a theme skips what an earlier theme asks, so none fall short
     assert result["themes_succeeded"] == result["themes_total"] == 5 and not result["themes_failed"]
     failures = failing_sql(outputs.url, [p["sql"] for p in pairs])
     assert 1 - len(failures) / len(pairs) >= PASS_RATE, failures
