@@ -15,7 +15,7 @@ import threading
 
 from dp.table_list import TableName
 from steps.qa_generation import roles
-from steps.qa_generation.heuristic_sql import Candidate, Edge, QuestionWriter
+from steps.qa_generation.heuristic_sql import Candidate, Edge, QuestionWriter, fill
 from steps.qa_generation.model import Theme, ThemeFailure
 from steps.qa_generation.provider import DatabaseSummary
 from steps.qa_generation.schema import Schema, table_key
@@ -115,7 +115,7 @@ class HeuristicProvider:
             else self.words["description_alone"].format(t=centre)
         )
         metrics = [self.words["count_metric"].format(t=centre)] + [
-            self.words["sum_metric"].format(m=self.writer.label(m)) for m in roles.additive_measures(tables[0])[:3]
+            fill(self.words["sum_metric"], m=self.writer.label(m)) for m in roles.additive_measures(tables[0])[:3]
         ]
         name = self.words["theme"].format(t=roles.table_label(tables[0], self.schema.language))
         return Theme(_capitalised(name), _capitalised(description), members, entities, metrics)

@@ -9,6 +9,7 @@ most useful first; the provider mixes the kinds.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from dp.table_list import TableName, quote_ident
@@ -52,6 +53,14 @@ TEXTS = {
         "via": "{r} (by {c})",
     },
 }
+
+
+_TOTAL_TOTAL = re.compile(r"\btotal total\b", re.I)
+
+
+def fill(template: str, **words: str) -> str:
+    """``template`` with its words; a measure named "total" is said once ("the highest total of invoices")."""
+    return _TOTAL_TOTAL.sub(lambda m: m.group(0)[:5], template.format(**words))
 
 
 def _alias(name: str, fallback: str) -> str:
@@ -208,7 +217,7 @@ class QuestionWriter:
                 f"SELECT {month} AS month, sum({_col('t', measure)}) AS {_alias('total_' + measure.name, 'total')}"
                 f" {_from(table, col + ' IS NOT NULL')} GROUP BY {month} ORDER BY month"
             )
-            text = self.texts["trend_sum"].format(d=self.label(times[0]), t=self.noun(table), m=self.label(measure))
+            text = fill(self.texts["trend_sum"], d=self.label(times[0]), t=self.noun(table), m=self.label(measure))
             out.append((text, sql))
         return out
 
@@ -258,7 +267,7 @@ class QuestionWriter:
                 value, alias = f"round(avg({col})::numeric, 2)", _alias("avg_" + measure.name, "average")
             sql = self._joined(edge, f"{label} AS {name}, {value} AS {alias}", alias)
             key = "top_sum" if function == "sum" else "top_avg"
-            text = self.texts[key].format(t=self.noun(edge.child), m=self.label(measure), r=self._parent_noun(edge))
+            text = fill(self.texts[key], t=self.noun(edge.child), m=self.label(measure), r=self._parent_noun(edge))
             out.append((text, sql))
         return out
 

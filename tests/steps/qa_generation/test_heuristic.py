@@ -129,3 +129,12 @@ def test_sums_only_of_amounts_and_quantities(northwind_step1, chinook_step1, tmp
     sums = re.findall(r"sum\(t\.(\w+)\)", " ".join(sqls))
     assert sums and not [c for c in sums if c in ("unit_price", "discount")], sums
     assert any(re.search(r"avg\(t\.unit_price\)|max\(t\.unit_price\)", sql) for sql in sqls)
+
+
+def test_a_measure_named_total_is_said_once(chinook_step1, tmp_path):
+    output_dir = chinook_step1.copy_to(tmp_path / "task")
+    result = run_qa_generation(output_dir=output_dir, settings=Settings(qa_themes=8))
+    questions = [p["question"] for p in _pairs(output_dir, result)]
+    metadata = (output_dir / "metadata_detail.md").read_text(encoding="utf-8")
+    assert "Which 10 customers have the highest total of invoices?" in questions
+    assert not [q for q in questions if "total total" in q.lower()] and "total total" not in metadata.lower()
