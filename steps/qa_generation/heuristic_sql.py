@@ -23,6 +23,7 @@ TEXTS = {
     "zh": {
         "count": "{t}的总数是多少？",
         "group_enum": "每个{c}的{t}数量是多少？",
+        "group_flag": "按{c}统计，{t}各有多少？",
         "filter_count": "{c}为“{v}”的{t}有多少？",
         "filter_list": "列出{c}为“{v}”的{t}。",
         "distinct_enum": "{t}中有多少种不同的{c}？",
@@ -39,6 +40,7 @@ TEXTS = {
     "en": {
         "count": "How many {t} are there?",
         "group_enum": "How many {t} are there for each {c}?",
+        "group_flag": "How many {t} are {c}, and how many are not?",
         "filter_count": "How many {t} have {c} '{v}'?",
         "filter_list": "List the {t} whose {c} is '{v}'.",
         "distinct_enum": "How many different {c} values do {t} have?",
@@ -168,7 +170,12 @@ class QuestionWriter:
                 f"SELECT {col} AS {_alias(column.name, 'value')}, count(*) AS record_count {_from(table)}"
                 f" GROUP BY {col} ORDER BY record_count DESC"
             )
-            out.append((self.texts["group_enum"].format(c=self.label(column), t=self.noun(table)), sql))
+            flag = roles.flag_word(column)  # a yes/no column: "How many customers are active, and how many are not?"
+            if flag:
+                text = self.texts["group_flag"].format(c=flag if self.language == "en" else self.label(column), t=self.noun(table))
+            else:
+                text = self.texts["group_enum"].format(c=self.label(column), t=self.noun(table))
+            out.append((text, sql))
         return out
 
     def filter_count(self, table: Table) -> list[Candidate]:

@@ -25,6 +25,10 @@ _CREATED = re.compile(r"created?_?(at|on|time|ts|date)", re.I)
 _NOT_A_MEASURE = re.compile(
     r"(year|code|phone|fax|zip|postal|lat(itude)?$|lng$|lon(gitude)?$|_no$|number$|^no$|seq|sort|level|version)", re.I
 )
+_FLAG = re.compile(
+    r"^(?:is_?)?(active|enabled|disabled|deleted|visible|verified|valid|available|archived|locked|paid|approved)"
+    r"(?:_?bool|_?flag)?$", re.I,
+)
 _NOT_ADDITIVE = re.compile(r"(price|rate|ratio|percent|pct|discount|score|rating|age$|temperature|balance)", re.I)
 _ID_NAME = re.compile(r"(^id$|_id$|[a-z]Id$|ID$)")
 _SOFT_DELETE_TIME = re.compile(r"^(delete_?ts|deleted?_?(at|time|on|date))$", re.I)
@@ -116,6 +120,13 @@ def enum_columns(table: Table) -> list[Column]:
         and not _AUDIT_PERSON.search(c.name)
         and (compares_as_literal(c) or is_numeric(c) or base_type(c) == "boolean")
     ]
+
+
+def flag_word(column: Column) -> str | None:
+    """The adjective a yes/no column states ("active" for ``active``, ``is_active``, ``activebool``), or None."""
+    values = column.enum_values or []
+    match = _FLAG.match(column.name)
+    return match.group(1).lower() if match and len(values) == 2 else None
 
 
 def compares_as_literal(column: Column) -> bool:

@@ -52,6 +52,7 @@ def test_questions_follow_the_comment_language(demo_step1, pagila_step1, tmp_pat
     result = run_qa_generation(output_dir=pagila, settings=Settings())
     questions = [p["question"] for p in _pairs(pagila, result)]
     assert "How many films are there?" in questions
+    assert "How many customers are active, and how many are not?" in questions
     prompt = (pagila / "db_query_decision_prompt.txt").read_text(encoding="utf-8")
     assert prompt.startswith("=== Database business scope ===\nDVD rental business")
     assert "=== Core business entities ===" in prompt and "=== Key business metrics ===" in prompt
