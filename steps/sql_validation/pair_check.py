@@ -26,7 +26,7 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import psycopg2
 from sqlglot import exp
@@ -168,7 +168,7 @@ class PairChecker:
                 results[index] = PairResult(index, "skipped", error="not an object with string question and sql")
             else:
                 todo.append((index, *pair))
-        progress = _Progress(len(todo))
+        progress = Progress(len(todo))
         with _older_objects_frozen():
             guarded = []
             for index, question, sql in todo:  # phase 1, here: see the module docstring
@@ -190,7 +190,7 @@ class PairChecker:
             results[index] = future.result()
         return results
 
-    def _check_safely(self, progress: "_Progress", index: int, question: str, guarded: "_Guarded") -> PairResult:
+    def _check_safely(self, progress: "Progress", index: int, question: str, guarded: "_Guarded") -> PairResult:
         try:
             result = self._check(index, question, guarded)
         except (psycopg2.Error, LLMError):
@@ -221,20 +221,28 @@ def _skipped(index: int, question: str, sql: str, exc: Exception) -> PairResult:
     return PairResult(index, "skipped", question, sql, error=f"could not be checked, kept as is: {exc}")
 
 
-class _Progress:
-    """Logs "pair n/N checked" about every tenth of the run, from the worker that finished the pair."""
+class Progress:
+    """Logs "pair n/N checked" about every tenth of the run, from the worker that finished the pair.
 
-    def __init__(self, total: int):
-        self.total = total
+    A tenth is logged only when ``interval`` seconds passed since the last line, so a run that ends
+    in a moment logs its last line only; the last pair is always logged.
+    """
+
+    def __init__(self, total: int, *, interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.total, self.interval, self.clock = total, interval, clock
         self.step = max(1, total // 10)
         self.done = 0
+        self._last = clock()
         self._lock = threading.Lock()
 
     def tick(self) -> None:
         with self._lock:
             self.done += 1
-            done = self.done
-        if done % self.step == 0 or done == self.total:
+            done, now = self.done, self.clock()
+            due = done == self.total or (done % self.step == 0 and now - self._last >= self.interval)
+            if due:
+                self._last = now
+        if due:
             log.info("pair %d/%d checked", done, self.total)
 
 
