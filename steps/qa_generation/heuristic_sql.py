@@ -24,8 +24,9 @@ TEXTS = {
         "count": "{t}的总数是多少？",
         "group_enum": "每个{c}的{t}数量是多少？",
         "group_flag": "按{c}统计，{t}各有多少？",
-        "filter_count": "{c}为“{v}”的{t}有多少？",
-        "filter_list": "列出{c}为“{v}”的{t}。",
+        "filter_count": "{c}为{v}的{t}有多少？",
+        "filter_list": "列出{c}为{v}的{t}。",
+        "quoted": "“{v}”",
         "distinct_enum": "{t}中有多少种不同的{c}？",
         "trend_count": "按{d}统计，每月的{t}数量是多少？",
         "trend_sum": "按{d}统计，每月{t}的{m}总和是多少？",
@@ -41,8 +42,9 @@ TEXTS = {
         "count": "How many {t} are there?",
         "group_enum": "How many {t} are there for each {c}?",
         "group_flag": "How many {t} are {c}, and how many are not?",
-        "filter_count": "How many {t} have {c} '{v}'?",
-        "filter_list": "List the {t} whose {c} is '{v}'.",
+        "filter_count": "How many {t} have {c} {v}?",
+        "filter_list": "List the {t} whose {c} is {v}.",
+        "quoted": "'{v}'",
         "distinct_enum": "How many different {c} values do {t} have?",
         "trend_count": "How many {t} are there per month of {d}?",
         "trend_sum": "What is the total {m} of {t} per month of {d}?",
@@ -154,8 +156,16 @@ class QuestionWriter:
         return [_col("t", c) for c in chosen[:6]]
 
     def _match(self, column: Column, value: str) -> str:
+        number = roles.number_literal(column, value)
+        if number is not None:  # rental_duration = 3, not rental_duration::text = '3'
+            return f"{_col('t', column)} = {number}"
         target = _col("t", column) if roles.compares_as_literal(column) else f"{_col('t', column)}::text"
         return f"{target} = {sql_literal(value)}"
+
+    def _value(self, column: Column, value: str) -> str:
+        """The value as the question says it: a number bare, anything else quoted."""
+        number = roles.number_literal(column, value)
+        return number if number is not None else self.texts["quoted"].format(v=value)
 
     # -- one table ----------------------------------------------------------------------
     def count(self, table: Table) -> list[Candidate]:
@@ -183,7 +193,7 @@ class QuestionWriter:
         for column in roles.enum_columns(table):
             value = column.enum_values[0]
             sql = f"SELECT count(*) AS record_count {_from(table, self._match(column, value))}"
-            out.append((self.texts["filter_count"].format(c=self.label(column), v=value, t=self.noun(table)), sql))
+            out.append((self.texts["filter_count"].format(c=self.label(column), v=self._value(column, value), t=self.noun(table)), sql))
         return out
 
     def filter_list(self, table: Table) -> list[Candidate]:
@@ -192,7 +202,7 @@ class QuestionWriter:
             value = column.enum_values[min(1, len(column.enum_values) - 1)]
             shown = self._display(table, column)
             sql = f"SELECT {', '.join(shown)} {_from(table, self._match(column, value))} ORDER BY {shown[0]} LIMIT 20"
-            out.append((self.texts["filter_list"].format(c=self.label(column), v=value, t=self.noun(table)), sql))
+            out.append((self.texts["filter_list"].format(c=self.label(column), v=self._value(column, value), t=self.noun(table)), sql))
         return out
 
     def distinct_enum(self, table: Table) -> list[Candidate]:

@@ -29,6 +29,7 @@ _FLAG = re.compile(
     r"^(?:is_?)?(active|enabled|disabled|deleted|visible|verified|valid|available|archived|locked|paid|approved)"
     r"(?:_?bool|_?flag)?$", re.I,
 )
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NOT_ADDITIVE = re.compile(r"(price|rate|ratio|percent|pct|discount|score|rating|age$|temperature|balance)", re.I)
 _ID_NAME = re.compile(r"(^id$|_id$|[a-z]Id$|ID$)")
 _SOFT_DELETE_TIME = re.compile(r"^(delete_?ts|deleted?_?(at|time|on|date))$", re.I)
@@ -127,6 +128,11 @@ def flag_word(column: Column) -> str | None:
     values = column.enum_values or []
     match = _FLAG.match(column.name)
     return match.group(1).lower() if match and len(values) == 2 else None
+
+
+def number_literal(column: Column, value: str) -> str | None:
+    """``value`` as a bare SQL number when the column is numeric and the value a plain decimal, else None."""
+    return value if is_numeric(column) and _NUMBER.fullmatch(value) else None
 
 
 def compares_as_literal(column: Column) -> bool:

@@ -31,6 +31,8 @@ def test_heuristic_sql_passes_read_only_execution(database, request, tmp_path):
     pairs = _pairs(output_dir, result)
     assert result["pairs"] == len(pairs) >= 35
     assert result["duplicates_removed"] == 0  # a theme skips what an earlier theme asks, so none fall short
+    # a number filters a numeric column as a number (rental_duration = 3), never as text ('3')
+    assert not [p["sql"] for p in pairs if re.search(r"::text = '-?\d+(\.\d+)?'", p["sql"])]
     assert result["themes_succeeded"] == result["themes_total"] == 5 and not result["themes_failed"]
     failures = failing_sql(outputs.url, [p["sql"] for p in pairs])
     assert 1 - len(failures) / len(pairs) >= PASS_RATE, failures
@@ -53,6 +55,7 @@ def test_questions_follow_the_comment_language(demo_step1, pagila_step1, tmp_pat
     questions = [p["question"] for p in _pairs(pagila, result)]
     assert "How many films are there?" in questions
     assert "How many customers are active, and how many are not?" in questions
+    assert "How many films have rental duration 3?" in questions
     prompt = (pagila / "db_query_decision_prompt.txt").read_text(encoding="utf-8")
     assert prompt.startswith("=== Database business scope ===\nDVD rental business")
     assert "=== Core business entities ===" in prompt and "=== Key business metrics ===" in prompt
