@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the pipeline on a database and a table list",
-                         description="Run the schema_workflow flow in this process and write its outputs to <output-dir>/<task-id>/.")
+                         description="Run the schema_workflow flow in this process and write its outputs to <output-dir>/<task-id>/. "
+                                     "The run talks to the Prefect server of PREFECT_API_URL (e.g. http://127.0.0.1:4200/api with "
+                                     "`data-pipeline up` running), where it shows in the UI; without one it starts a temporary "
+                                     "server of its own (a few seconds), gone when the run ends.")
     run.add_argument("--db-connection", required=True, metavar="URL",
                      help="business database, postgresql://user:password@host:port/dbname (the password is never stored or logged)")
     run.add_argument("--table-list", required=True, type=Path, metavar="FILE",
