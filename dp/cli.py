@@ -128,8 +128,9 @@ def _check_run_args(args: argparse.Namespace) -> None:
         option = f"--from-step {args.from_step}" if args.from_step else f"--single-step {args.single_step}"
         if not args.task_id:
             raise UsageError(f"{option} works on the files of an earlier run: give that run's --task-id")
-        if not _task_dir(args, args.task_id).is_dir():
-            raise UsageError(f"{option}: no task directory {_task_dir(args, args.task_id)}; give the --task-id "
+        task_dir = _task_dir(args, args.task_id)
+        if not task_dir.is_dir():
+            raise UsageError(f"{option}: no task directory {task_dir}; give the --task-id "
                              "(and --output-dir) of an earlier run, or run from step 1")
 
 

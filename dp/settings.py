@@ -7,11 +7,10 @@ in step. Prefect's own knobs stay in ``PREFECT_*`` variables.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-
-import re
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict

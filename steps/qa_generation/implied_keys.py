@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dp.table_list import TableName, quote_ident
 from steps.ddl_generation.model import Column, ForeignKey, Table
-from steps.qa_generation.roles import plural
+from steps.qa_generation.roles import base_type, plural
 
 _REFERENCE = re.compile(r"^(?P<stem>.+?)(_id|_ID|(?<=[a-z0-9])Id)$")
 _TYPE_FAMILIES = {
@@ -26,7 +26,7 @@ _TYPE_FAMILIES = {
 
 
 def _type_family(column: Column) -> str:
-    base = re.sub(r"\(.*\)", "", column.type).strip()
+    base = base_type(column)
     return _TYPE_FAMILIES.get(base, base)
 
 
@@ -87,12 +87,11 @@ def add_implied_foreign_keys(tables: list[Table]) -> list[ImpliedJoin]:
             if target is None:
                 continue
             other, key = target
-            reference = f"{quote_ident(other.schema)}.{quote_ident(other.name)}({quote_ident(key.name)})"
+            parent = TableName(other.schema, other.name)
             table.foreign_keys.append(ForeignKey(
                 name=f"implied_{table.name}_{column.name}", columns=[column.name], ref_schema=other.schema,
                 ref_table=other.name, ref_columns=[key.name],
-                definition=f"FOREIGN KEY ({quote_ident(column.name)}) REFERENCES {reference}",
+                definition=f"FOREIGN KEY ({quote_ident(column.name)}) REFERENCES {parent.qualified}({quote_ident(key.name)})",
             ))
-            implied.append(ImpliedJoin(TableName(table.schema, table.name), column.name,
-                                       TableName(other.schema, other.name), key.name))
+            implied.append(ImpliedJoin(TableName(table.schema, table.name), column.name, parent, key.name))
     return implied
